@@ -1,0 +1,473 @@
+"""The ``rbee-hive`` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+from rbee_hive_cli._daemon import configure_logging, hive_version, run_daemon
+from rbee_hive_cli._output import ProgressLine, emit_json, human_bytes, table
+from rbee_hive_cli._settings import HiveSettings, load_settings
+from rbee_hive_cli.exceptions import DaemonStartError, SettingError
+from rbee_hive_http_middleware import (
+    TokenFileExists,
+    create_token_file,
+    load_token_file,
+    verify_audit_dir,
+)
+from rbee_hive_http_server import HiveClient, HiveClientError
+
+T = TypeVar("T")
+
+
+def _settings(**flags: Any) -> HiveSettings:
+    config = flags.pop("config", None)
+    try:
+        return load_settings(flags, config=Path(config) if config else None)
+    except SettingError as err:
+        raise click.ClickException(str(err)) from err
+
+
+def _client_token(settings: HiveSettings) -> str | None:
+    if settings.token_file is not None:
+        try:
+            return load_token_file(settings.token_file)
+        except Exception as err:
+            raise click.ClickException(f"token file {settings.token_file}: {err}") from err
+    return settings.token_text
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return anyio.run(fn)
+    except HiveClientError as err:
+        raise click.ClickException(str(err)) from err
+
+
+def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--addr``, ``--token-file``, ``--config`` and ``--json`` for commands that talk to a
+    running daemon."""
+    for option in reversed(
+        [
+            click.option(
+                "--addr", help="daemon address HOST:PORT [RBEE_HIVE_ADDR; 127.0.0.1:9200]"
+            ),
+            click.option("--token-file", type=click.Path(dir_okay=False), help="API token file"),
+            click.option("--config", type=click.Path(dir_okay=False), help="hive.toml"),
+            click.option("--json", "as_json", is_flag=True, help="print JSON for scripts"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _hive(
+    addr: str | None, token_file: str | None, config: str | None
+) -> tuple[HiveSettings, HiveClient]:
+    settings = _settings(addr=addr, token_file=token_file, config=config)
+    return settings, HiveClient(str(settings.addr), _client_token(settings))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(hive_version(), "--version", "-V", prog_name="rbee-hive")
+def main() -> None:
+    """rbee-hive: the per-machine pool manager of rbee. It downloads models, starts inference
+    workers, keeps them healthy and stops them cleanly.
+
+    Start it with `rbee-hive daemon`; the other commands talk to a running daemon."""
+
+
+# ---------------------------------------------------------------- daemon
+
+
+@main.command()
+@click.option("--addr", help="listen on HOST:PORT [RBEE_HIVE_ADDR; default 127.0.0.1:9200]")
+@click.option("--state-dir", type=click.Path(file_okay=False), help="[$XDG_DATA_HOME/rbee-hive]")
+@click.option("--worker-binary", help="the llm-worker-rbee program [beside rbee-hive, or PATH]")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="API token file (mode 0600)")
+@click.option("--config", type=click.Path(dir_okay=False), help="[$XDG_CONFIG_HOME/rbee/hive.toml]")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def daemon(**flags: Any) -> None:
+    """Run the hive in the foreground until SIGTERM or SIGINT (twice to force)."""
+    settings = _settings(**flags)
+    configure_logging(settings.log_level)
+    try:
+        status = run_daemon(settings)
+    except (DaemonStartError, SettingError) as err:
+        logging.getLogger("rbee_hive.daemon").error("%s", err)
+        click.echo(f"rbee-hive: {err}", err=True)
+        sys.exit(2)
+    sys.exit(status)
+
+
+# ---------------------------------------------------------------- workers
+
+
+def _worker_rows(workers: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            w["id"],
+            w["state"],
+            w["model_ref"],
+            w["backend"],
+            w["device"],
+            w["url"],
+            w.get("pid"),
+            w.get("restart_count", 0),
+        ]
+        for w in workers
+    ]
+
+
+_WORKER_HEADERS = ["ID", "STATE", "MODEL", "BACKEND", "DEVICE", "URL", "PID", "RESTARTS"]
+
+
+def _workers_group(name: str, help_text: str) -> click.Group:
+    group = click.Group(name, help=help_text)
+
+    @group.command("spawn")
+    @click.argument("model_ref")
+    @click.option("--backend", default="cpu", show_default=True)
+    @click.option("--device", default="0", show_default=True, help="index or GPU UUID")
+    @click.option("--engine", help="engine name [the daemon's default_engine]")
+    @client_options
+    def spawn(
+        model_ref: str,
+        backend: str,
+        device: str,
+        engine: str | None,
+        addr: str | None,
+        token_file: str | None,
+        config: str | None,
+        as_json: bool,
+    ) -> None:
+        """Start a worker for MODEL_REF (hf:ORG/REPO[:FILE][@REV] or file:/abs/path.gguf)."""
+        _, client = _hive(addr, token_file, config)
+        dev: int | str = int(device) if device.isdigit() else device
+
+        async def go() -> dict[str, Any]:
+            async with client as hive:
+                return await hive.spawn(model_ref, backend=backend, device=dev, engine=engine)
+
+        result = _run(go)
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(f"worker {result['worker_id']} is {result['state']} at {result['url']}")
+
+    @group.command("list")
+    @client_options
+    def list_(addr: str | None, token_file: str | None, config: str | None, as_json: bool) -> None:
+        """Every worker of the daemon."""
+        _, client = _hive(addr, token_file, config)
+
+        async def go() -> list[dict[str, Any]]:
+            async with client as hive:
+                return await hive.list_workers()
+
+        workers = _run(go)
+        if as_json:
+            emit_json({"workers": workers})
+        else:
+            table(_WORKER_HEADERS, _worker_rows(workers))
+
+    @group.command("show")
+    @click.argument("worker_id")
+    @client_options
+    def show(
+        worker_id: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
+    ) -> None:
+        """One worker in full."""
+        _, client = _hive(addr, token_file, config)
+
+        async def go() -> dict[str, Any]:
+            async with client as hive:
+                return await hive.worker(worker_id)
+
+        worker = _run(go)
+        if as_json:
+            emit_json(worker)
+        else:
+            for key, value in worker.items():
+                click.echo(f"{key:>22}: {value}")
+
+    @group.command("stop")
+    @click.argument("worker_id")
+    @client_options
+    def stop(
+        worker_id: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
+    ) -> None:
+        """Stop a worker for good (it is not restarted)."""
+        _, client = _hive(addr, token_file, config)
+
+        async def go() -> dict[str, Any]:
+            async with client as hive:
+                return await hive.stop_worker(worker_id)
+
+        result = _run(go)
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(f"worker {worker_id} stopped ({result['outcome']})")
+
+    @group.command("logs")
+    @click.argument("worker_id")
+    @click.option("--lines", "-n", default=100, show_default=True, type=click.IntRange(1, 2000))
+    @client_options
+    def logs(
+        worker_id: str,
+        lines: int,
+        addr: str | None,
+        token_file: str | None,
+        config: str | None,
+        as_json: bool,
+    ) -> None:
+        """The last lines of a worker's log."""
+        _, client = _hive(addr, token_file, config)
+
+        async def go() -> list[str]:
+            async with client as hive:
+                return await hive.worker_logs(worker_id, lines)
+
+        out = _run(go)
+        if as_json:
+            emit_json({"worker_id": worker_id, "lines": out})
+        else:
+            for line in out:
+                click.echo(line)
+
+    return group
+
+
+main.add_command(_workers_group("workers", "Start, list, inspect and stop workers."))
+
+# rbee-keeper runs `rbee-hive worker spawn|list|stop` over SSH; those spellings keep working.
+_keeper_worker = _workers_group("worker", "Alias of `workers` (the spelling rbee-keeper uses).")
+main.add_command(_keeper_worker)
+
+
+# ---------------------------------------------------------------- models
+
+
+@main.group()
+def models() -> None:
+    """Download, list, remove and verify models."""
+
+
+@models.command("download")
+@click.argument("model_ref")
+@client_options
+def models_download(
+    model_ref: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
+) -> None:
+    """Download MODEL_REF into the shared Hugging Face cache, with progress."""
+    settings, client = _hive(addr, token_file, config)
+
+    async def through_daemon() -> dict[str, Any]:
+        async with client as hive:
+            started = await hive.download(model_ref)
+            if started["download_id"] == "cached":
+                return {"stage": "complete", "local_path": started["local_path"], "cached": True}
+            bar = ProgressLine(model_ref)
+            last: dict[str, Any] = {}
+            async for event in hive.progress(started["download_id"]):
+                last = event
+                if event.get("stage") == "downloading" and not as_json:
+                    bar.update(event)
+            bar.finish("")
+            return last
+
+    try:
+        final = anyio.run(through_daemon)
+    except HiveClientError as err:
+        if err.status is not None:
+            raise click.ClickException(str(err)) from err
+        click.echo(f"no daemon at {settings.addr}; downloading in this process", err=True)
+        from rbee_hive_cli._local import download_in_process
+
+        final = anyio.run(download_in_process, settings, model_ref, as_json)
+    if as_json:
+        emit_json(final)
+    elif final.get("stage") == "complete":
+        click.echo(f"{model_ref} -> {final['local_path']}")
+    else:
+        raise click.ClickException(
+            f"download of {model_ref} failed: {final.get('code')}: {final.get('message')}"
+        )
+
+
+def _list_models(
+    addr: str | None, token_file: str | None, config: str | None, as_json: bool
+) -> None:
+    _, client = _hive(addr, token_file, config)
+
+    async def go() -> list[dict[str, Any]]:
+        async with client as hive:
+            return await hive.models()
+
+    entries = _run(go)
+    if as_json:
+        emit_json({"models": entries})
+    else:
+        table(
+            ["MODEL", "SIZE", "PATH"],
+            [[m["model_ref"], human_bytes(m["size_bytes"]), m["local_path"]] for m in entries],
+        )
+
+
+@models.command("list")
+@client_options
+def models_list(
+    addr: str | None, token_file: str | None, config: str | None, as_json: bool
+) -> None:
+    """The models in the catalog."""
+    _list_models(addr, token_file, config, as_json)
+
+
+@models.command("catalog", hidden=True)
+@client_options
+def models_catalog(
+    addr: str | None, token_file: str | None, config: str | None, as_json: bool
+) -> None:
+    """Alias of `models list` (rbee-keeper's spelling)."""
+    _list_models(addr, token_file, config, as_json)
+
+
+@models.command("rm")
+@click.argument("model_ref")
+@client_options
+def models_rm(
+    model_ref: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
+) -> None:
+    """Remove a model (refused while a worker uses it)."""
+    _, client = _hive(addr, token_file, config)
+
+    async def go() -> dict[str, Any]:
+        async with client as hive:
+            return await hive.remove_model(model_ref)
+
+    result = _run(go)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"removed {result['removed']['model_ref']}")
+
+
+@models.command("verify")
+@click.argument("model_ref")
+@client_options
+def models_verify(
+    model_ref: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
+) -> None:
+    """Re-hash a model against the SHA-256 recorded when it was downloaded."""
+    _, client = _hive(addr, token_file, config)
+
+    async def go() -> dict[str, Any]:
+        async with client as hive:
+            return await hive.verify_model(model_ref)
+
+    result = _run(go)
+    if as_json:
+        emit_json(result)
+    elif result["ok"]:
+        click.echo(f"{model_ref}: OK ({result['local_path']})")
+    else:
+        raise click.ClickException(f"{model_ref}: {result['problem']}")
+
+
+# ---------------------------------------------------------------- status, detect
+
+
+@main.command()
+@client_options
+def status(addr: str | None, token_file: str | None, config: str | None, as_json: bool) -> None:
+    """Workers by state, devices and downloads of the running daemon."""
+    _, client = _hive(addr, token_file, config)
+
+    async def go() -> dict[str, Any]:
+        async with client as hive:
+            health = await hive.health()
+            workers = await hive.list_workers()
+            downloads = await hive.downloads()
+            try:
+                devices: dict[str, Any] | None = await hive.devices()
+            except HiveClientError:
+                devices = None
+            return {"hive": health, "workers": workers, "downloads": downloads, "devices": devices}
+
+    result = _run(go)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"rbee-hive {result['hive']['version']} at {client.base_url}: alive")
+    by_state: dict[str, int] = {}
+    for w in result["workers"]:
+        by_state[w["state"]] = by_state.get(w["state"], 0) + 1
+    click.echo("workers: " + (", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "none"))
+    table(_WORKER_HEADERS, _worker_rows(result["workers"]))
+    active = [d for d in result["downloads"] if d.get("stage") == "downloading"]
+    click.echo(f"downloads: {len(active)} active, {len(result['downloads']) - len(active)} recent")
+    devices = result["devices"]
+    if devices:
+        from rbee_hive_cli._local import print_devices
+
+        print_devices(devices)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
+def detect(as_json: bool) -> None:
+    """The backends and devices of this machine (no daemon needed)."""
+    from rbee_hive_cli._local import detect_local
+
+    detect_local(as_json)
+
+
+# ---------------------------------------------------------------- token, audit
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def token_create(file: str | None) -> None:
+    """Write a new random token to FILE (mode 0600) and print where it is."""
+    path = Path(file) if file else Path.home() / ".config" / "rbee" / "hive.token"
+    try:
+        written = create_token_file(path)
+    except TokenFileExists as err:
+        raise click.ClickException(f"{err}; remove it first to replace the token") from err
+    click.echo(f"token written to {written} (mode 0600); start with --token-file {written}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--state-dir", type=click.Path(file_okay=False))
+def audit_verify(directory: str | None, state_dir: str | None) -> None:
+    """Check the hash chain of every audit file; names the first broken link."""
+    if directory is None:
+        directory = str(_settings(state_dir=state_dir).state_dir / "audit")
+    report = verify_audit_dir(Path(directory))
+    if report.intact:
+        click.echo(f"intact: {report.records} records in {report.files} files ({directory})")
+        return
+    broken = report.broken
+    assert broken is not None
+    raise click.ClickException(
+        f"broken at {broken.file}:{broken.line}: {broken.problem} "
+        f"(expected {broken.expected}, found {broken.found})"
+    )

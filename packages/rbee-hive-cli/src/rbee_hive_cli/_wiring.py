@@ -1,0 +1,260 @@
+"""Adapters that connect rooms which must not import each other: resources and metrics to the
+HTTP server's seams, the registry's change feed to the counters, the audit log to the routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import anyio
+import attrs
+
+from rbee_hive_http_middleware import AuditLog
+from rbee_hive_http_server import Admitted
+from rbee_hive_metrics import CatalogFigures, HiveMetrics, WorkerRow
+from rbee_hive_provisioner import Provisioner
+from rbee_hive_registry import WorkerEvent, WorkerInfo, WorkerRegistry, WorkerState
+from rbee_hive_resources import (
+    Admission,
+    AdmissionRefused,
+    Backend,
+    DeviceNotFound,
+    HostResources,
+    RefusalCode,
+)
+
+log = logging.getLogger("rbee_hive.daemon")
+
+
+def _jsonable(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "value") and not isinstance(value, (int, float, str, bool)):
+        return value.value  # enums
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@attrs.define
+class ResourcesAdapter:
+    """``AdmissionGate`` and ``ResourceView`` over ``HostResources`` and ``Admission``."""
+
+    host: HostResources
+    admission: Admission
+    registry: WorkerRegistry
+    metrics: HiveMetrics | None = None
+
+    def _refused(self, err: AdmissionRefused) -> AdmissionRefused:
+        if self.metrics is not None:
+            self.metrics.count_admission_refusal(str(err.code))
+            self.metrics.count_spawn("refused")
+        return err
+
+    def resolve_device(self, backend: str, device: int | str) -> Admitted:
+        """The backend must be here and the device must exist; a GPU is pinned by UUID."""
+        available = [b.backend.value for b in self.host.backends()]
+        if backend not in available:
+            raise self._refused(
+                AdmissionRefused(
+                    RefusalCode.BACKEND_UNAVAILABLE,
+                    f"backend {backend!r} is not available on this machine; available: "
+                    f"{', '.join(available)}",
+                )
+            )
+        if backend == Backend.CUDA.value:
+            try:
+                gpu = self.host.resolve_gpu(device)
+            except DeviceNotFound as err:
+                raise self._refused(AdmissionRefused(RefusalCode.INVALID_DEVICE, str(err))) from err
+            return Admitted(device_index=gpu.index, env={"CUDA_VISIBLE_DEVICES": gpu.uuid})
+        if device not in (0, "0"):
+            raise self._refused(
+                AdmissionRefused(
+                    RefusalCode.INVALID_DEVICE,
+                    f"backend {backend!r} has one device, 0; got {device!r}",
+                )
+            )
+        env = {"CUDA_VISIBLE_DEVICES": ""} if backend == Backend.CPU.value else {}
+        return Admitted(device_index=0, env=env)
+
+    def admit(
+        self, *, worker_id: str, model_ref: str, model_size: int, backend: str, device: int
+    ) -> None:
+        """Reserve, or raise ``AdmissionRefused`` with the figures."""
+        try:
+            self.admission.admit(model_ref, model_size, backend, device, worker_id)
+        except AdmissionRefused as err:
+            raise self._refused(err) from err
+
+    def release(self, worker_id: str) -> None:
+        """The worker ended."""
+        self.admission.release(worker_id)
+
+    def worker_ready(self, worker: WorkerInfo) -> None:
+        """Measure the ready worker and remember it for this model and backend."""
+        if worker.pid is None:
+            return
+        used = self.host.measure_worker(worker.pid, worker.backend, worker.device)
+        if used:
+            self.admission.record_measurement(
+                worker.model_ref, worker.backend, used, worker_id=worker.id
+            )
+            log.info(
+                "worker %s (%s on %s) uses %d bytes; later admissions of this model use that",
+                worker.id,
+                worker.model_ref,
+                worker.backend,
+                used,
+            )
+
+    def devices(self) -> dict[str, Any]:
+        """RAM, disks, backends and GPUs; GPU processes are attributed to workers by PID."""
+        snapshot = self.host.snapshot()
+        by_pid = {w.pid: w.id for w in self.registry.list() if w.pid is not None}
+        body: dict[str, Any] = _jsonable(snapshot)
+        inventory = body.get("gpus")
+        gpus = inventory.get("gpus", []) if isinstance(inventory, dict) else []
+        for gpu in gpus:
+            for proc in gpu.get("processes", []):
+                proc["worker_id"] = by_pid.get(proc.get("pid"))
+        if isinstance(inventory, dict):
+            body["gpus"] = gpus
+            body["gpu_reason"] = inventory.get("reason")
+        body["reservations"] = _jsonable(list(self.admission.reservations()))
+        return body
+
+    def capacity(
+        self, *, model_ref: str, model_size: int, backend: str, device: int | str
+    ) -> dict[str, Any]:
+        """Would it fit; never reserves."""
+        answer = self.admission.capacity(model_ref, model_size, backend, device)
+        body: dict[str, Any] = _jsonable(answer)
+        return body
+
+
+@attrs.define
+class AuditAdapter:
+    """The routes' ``Audit`` over the hash-chained ``AuditLog``."""
+
+    log: AuditLog
+
+    _EVENTS: ClassVar[dict[str, str]] = {
+        "worker.spawn": "worker_spawn",
+        "worker.stop": "worker_stop",
+        "worker.kill": "worker_kill",
+        "model.download": "model_download",
+        "model.remove": "model_removal",
+    }
+
+    def record(self, event: str, *, outcome: str, details: dict[str, Any]) -> None:
+        """Append; the audit log itself never raises on a full disk."""
+        self.log.record(self._EVENTS.get(event, event), outcome=outcome, details=details)
+
+
+def worker_rows(registry: WorkerRegistry) -> Iterable[WorkerRow]:
+    """One row per worker for the workers-by-state gauge."""
+    return [WorkerRow(w.state.value, w.backend, w.device) for w in registry.list()]
+
+
+def catalog_figures(provisioner: Provisioner) -> CatalogFigures:
+    """Catalogue size for the gauges."""
+    stats = provisioner.stats()
+    return CatalogFigures(models=stats.catalog_models, total_bytes=stats.catalog_bytes)
+
+
+@attrs.define
+class MetricsFollower:
+    """Turns the registry's change feed into counters: spawns by outcome, restarts, crashes,
+    failed health checks and breaker openings; and the provisioner's totals into download
+    counters."""
+
+    registry: WorkerRegistry
+    metrics: HiveMetrics
+    provisioner: Provisioner
+    _seen_downloads: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Follow until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._poll_downloads)
+            with self.registry.subscribe() as feed:
+                task_status.started()
+                async for item in feed:
+                    if isinstance(item, WorkerEvent) and item.previous is not None:
+                        self.observe(item.previous, item.worker)
+
+    def observe(self, before: WorkerInfo, after: WorkerInfo) -> None:
+        """Count what changed between two records of one worker."""
+        m = self.metrics
+        if after.restart_count > before.restart_count:
+            m.count_restart()
+        if after.failed_health_checks > before.failed_health_checks:
+            m.count_health_check_failure()
+        unplanned_exit = (
+            before.pid is not None
+            and after.pid is None
+            and before.state is not WorkerState.STOPPING
+            and after.state is not WorkerState.STOPPED
+        )
+        if unplanned_exit:
+            m.count_crash()
+        if before.state is after.state:
+            return
+        if after.state is WorkerState.IDLE and before.state is WorkerState.LOADING:
+            if after.restart_count == 0:
+                m.count_spawn("ready")
+        elif after.state is WorkerState.FAILED:
+            if "crash loop" in (after.reason or ""):
+                m.count_breaker_opening()
+            if after.restart_count == 0:
+                m.count_spawn("failed")
+        elif after.state is WorkerState.STOPPING and before.state in (
+            WorkerState.PROVISIONING,
+            WorkerState.LOADING,
+        ):
+            m.count_spawn("cancelled")
+
+    async def _poll_downloads(self) -> None:
+        # The provisioner keeps totals; counters follow them once a second.
+        while True:
+            stats = self.provisioner.stats()
+            now = (
+                stats.downloads_completed,
+                stats.downloads_failed,
+                stats.downloads_cancelled,
+                stats.bytes_downloaded,
+            )
+            before = self._seen_downloads
+            for outcome, new, old in zip(
+                ("completed", "failed", "cancelled"), now, before, strict=False
+            ):
+                for _ in range(new - old):
+                    self.metrics.count_download(outcome)
+            if now[3] > before[3]:
+                self.metrics.count_downloaded_bytes(now[3] - before[3])
+            self._seen_downloads = now
+            await anyio.sleep(1.0)
+
+
+@attrs.define
+class MetricsAdapter:
+    """The HTTP layer's ``MetricsView`` over ``HiveMetrics``."""
+
+    metrics: HiveMetrics
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """One scrape."""
+        return self.metrics.render(accept)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered request."""
+        self.metrics.observe_http_request(method, route, status, seconds)

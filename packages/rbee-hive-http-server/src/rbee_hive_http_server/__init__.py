@@ -1,0 +1,44 @@
+"""The rbee-hive HTTP API (Starlette), the queen-rbee notifier and ``HiveClient``.
+
+``create_app`` builds the ASGI app from a ``HiveContext``; ``SpawnService`` runs the spawn
+flow (model -> admission -> supervisor); ``QueenNotifier`` tells queen-rbee about ready
+workers; ``CallbackUrls`` hands workers their secret callback URLs; ``HiveClient`` is the typed
+client of this API; ``build_openapi`` is the API's OpenAPI document.
+"""
+
+from rbee_hive_http_server._app import MAX_BODY_BYTES, PUBLIC_PATHS, create_app
+from rbee_hive_http_server._callbacks import CallbackUrls
+from rbee_hive_http_server._client import HiveClient
+from rbee_hive_http_server._context import Audit, HiveContext, MetricsView, ResourceView
+from rbee_hive_http_server._openapi import build_openapi
+from rbee_hive_http_server._queen import QueenNotifier, QueenSettings
+from rbee_hive_http_server._spawn import (
+    AdmissionGate,
+    Admitted,
+    OpenAdmission,
+    SpawnRequest,
+    SpawnService,
+)
+from rbee_hive_http_server.exceptions import ApiError, HiveClientError
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "PUBLIC_PATHS",
+    "AdmissionGate",
+    "Admitted",
+    "ApiError",
+    "Audit",
+    "CallbackUrls",
+    "HiveClient",
+    "HiveClientError",
+    "HiveContext",
+    "MetricsView",
+    "OpenAdmission",
+    "QueenNotifier",
+    "QueenSettings",
+    "ResourceView",
+    "SpawnRequest",
+    "SpawnService",
+    "build_openapi",
+    "create_app",
+]

@@ -1,0 +1,10 @@
+"""Graceful shutdown for rbee-hive: SIGTERM or SIGINT drains (no new spawns, every worker
+stopped in parallel under one deadline, downloads and audit log closed, a report), and a
+second signal kills every worker's process group at once.
+
+``GracefulShutdown`` carries it out; ``ShutdownReport`` says how it went.
+"""
+
+from rbee_hive_shutdown._shutdown import SIGNALS, GracefulShutdown, ShutdownReport
+
+__all__ = ["SIGNALS", "GracefulShutdown", "ShutdownReport"]
