@@ -119,14 +119,9 @@ class ResourcesAdapter:
         snapshot = self.host.snapshot()
         by_pid = {w.pid: w.id for w in self.registry.list() if w.pid is not None}
         body: dict[str, Any] = _jsonable(snapshot)
-        inventory = body.get("gpus")
-        gpus = inventory.get("gpus", []) if isinstance(inventory, dict) else []
-        for gpu in gpus:
-            for proc in gpu.get("processes", []):
+        for gpu in body.get("gpus") or []:
+            for proc in gpu.get("processes") or []:
                 proc["worker_id"] = by_pid.get(proc.get("pid"))
-        if isinstance(inventory, dict):
-            body["gpus"] = gpus
-            body["gpu_reason"] = inventory.get("reason")
         body["reservations"] = _jsonable(list(self.admission.reservations()))
         return body
 

@@ -1,0 +1,1 @@
+"""No shared fixtures yet; this file marks the tests folder for pytest."""
