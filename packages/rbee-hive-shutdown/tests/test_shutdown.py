@@ -23,9 +23,7 @@ from rbee_hive_monitor import (
 from rbee_hive_registry import WorkerRegistry, WorkerState
 from rbee_hive_shutdown import GracefulShutdown, ShutdownReport
 
-FAKE_WORKER = (
-    Path(__file__).resolve().parents[2] / "rbee-hive-monitor" / "tests" / "fake_worker.py"
-)
+FAKE_WORKER = Path(__file__).resolve().parents[2] / "rbee-hive-monitor" / "tests" / "fake_worker.py"
 
 pytestmark = pytest.mark.anyio
 
