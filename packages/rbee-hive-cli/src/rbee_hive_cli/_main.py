@@ -128,38 +128,76 @@ def _worker_rows(workers: list[dict[str, Any]]) -> list[list[Any]]:
 _WORKER_HEADERS = ["ID", "STATE", "MODEL", "BACKEND", "DEVICE", "URL", "PID", "RESTARTS"]
 
 
-def _workers_group(name: str, help_text: str) -> click.Group:
+def _spawn_and_print(
+    model_ref: str,
+    backend: str,
+    device: str,
+    engine: str | None,
+    options: tuple[str | None, str | None, str | None],
+    as_json: bool,
+) -> None:
+    _, client = _hive(*options)
+    dev: int | str = int(device) if device.isdigit() else device
+
+    async def go() -> dict[str, Any]:
+        async with client as hive:
+            return await hive.spawn(model_ref, backend=backend, device=dev, engine=engine)
+
+    result = _run(go)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"worker {result['worker_id']} is {result['state']} at {result['url']}")
+
+
+def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.Group:
     group = click.Group(name, help=help_text)
 
-    @group.command("spawn")
-    @click.argument("model_ref")
-    @click.option("--backend", default="cpu", show_default=True)
-    @click.option("--device", default="0", show_default=True, help="index or GPU UUID")
-    @click.option("--engine", help="engine name [the daemon's default_engine]")
-    @client_options
-    def spawn(
-        model_ref: str,
-        backend: str,
-        device: str,
-        engine: str | None,
-        addr: str | None,
-        token_file: str | None,
-        config: str | None,
-        as_json: bool,
-    ) -> None:
-        """Start a worker for MODEL_REF (hf:ORG/REPO[:FILE][@REV] or file:/abs/path.gguf)."""
-        _, client = _hive(addr, token_file, config)
-        dev: int | str = int(device) if device.isdigit() else device
+    if keeper:
 
-        async def go() -> dict[str, Any]:
-            async with client as hive:
-                return await hive.spawn(model_ref, backend=backend, device=dev, engine=engine)
+        @group.command("spawn")
+        @click.argument("backend")
+        @click.option("--model", "model_ref", required=True, help="the model reference")
+        @click.option("--gpu", "device", default="0", show_default=True, help="device index")
+        @click.option("--engine", help="engine name [the daemon's default_engine]")
+        @client_options
+        def keeper_spawn(
+            backend: str,
+            model_ref: str,
+            device: str,
+            engine: str | None,
+            addr: str | None,
+            token_file: str | None,
+            config: str | None,
+            as_json: bool,
+        ) -> None:
+            """rbee-keeper's spelling: spawn BACKEND --model REF [--gpu N]."""
+            _spawn_and_print(
+                model_ref, backend, device, engine, (addr, token_file, config), as_json
+            )
 
-        result = _run(go)
-        if as_json:
-            emit_json(result)
-        else:
-            click.echo(f"worker {result['worker_id']} is {result['state']} at {result['url']}")
+    else:
+
+        @group.command("spawn")
+        @click.argument("model_ref")
+        @click.option("--backend", default="cpu", show_default=True)
+        @click.option("--device", default="0", show_default=True, help="index or GPU UUID")
+        @click.option("--engine", help="engine name [the daemon's default_engine]")
+        @client_options
+        def spawn(
+            model_ref: str,
+            backend: str,
+            device: str,
+            engine: str | None,
+            addr: str | None,
+            token_file: str | None,
+            config: str | None,
+            as_json: bool,
+        ) -> None:
+            """Start a worker for MODEL_REF (hf:ORG/REPO[:FILE][@REV] or file:/abs/path.gguf)."""
+            _spawn_and_print(
+                model_ref, backend, device, engine, (addr, token_file, config), as_json
+            )
 
     @group.command("list")
     @client_options
@@ -248,7 +286,11 @@ def _workers_group(name: str, help_text: str) -> click.Group:
 main.add_command(_workers_group("workers", "Start, list, inspect and stop workers."))
 
 # rbee-keeper runs `rbee-hive worker spawn|list|stop` over SSH; those spellings keep working.
-_keeper_worker = _workers_group("worker", "Alias of `workers` (the spelling rbee-keeper uses).")
+_keeper_worker = _workers_group(
+    "worker",
+    "Alias of `workers` in rbee-keeper's spelling: `worker spawn BACKEND --model REF [--gpu N]`.",
+    keeper=True,
+)
 main.add_command(_keeper_worker)
 
 
