@@ -105,7 +105,8 @@ class Daemon:
         raise AssertionError(f"daemon did not listen within {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def signal(self, signum: int) -> None:

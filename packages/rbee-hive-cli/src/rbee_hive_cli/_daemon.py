@@ -32,6 +32,7 @@ from rbee_hive_http_middleware import (
     AuditLog,
     CallbackSecrets,
     CorrelationIdFilter,
+    LockoutPolicy,
     Token,
     load_token_file,
 )
@@ -309,7 +310,12 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
             metrics=MetricsAdapter(metrics),
             audit=audit_adapter,
         )
-        app = create_app(context, token=token, callbacks=secrets, audit=audit)
+        lockout = LockoutPolicy(
+            max_failures=settings.auth_lockout_failures,
+            window_seconds=settings.auth_lockout_window,
+            lockout_seconds=settings.auth_lockout_seconds,
+        )
+        app = create_app(context, token=token, callbacks=secrets, audit=audit, lockout=lockout)
 
         def report(result: ShutdownReport) -> None:
             metrics.record_shutdown(

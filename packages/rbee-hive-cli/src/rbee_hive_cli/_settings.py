@@ -202,6 +202,9 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "vram_reserve": (parse_bytes, "512MiB", "VRAM kept free per GPU by admission"),
     "disk_reserve": (parse_bytes, "1GiB", "disk kept free by downloads"),
     "max_workers_per_device": (parse_count, 8, "workers per device at most"),
+    "auth_lockout_failures": (parse_count, 10, "failed authentications before a lockout"),
+    "auth_lockout_window": (parse_seconds, 300.0, "seconds in which those failures count"),
+    "auth_lockout_seconds": (parse_seconds, 900.0, "how long a client address stays locked out"),
     "log_level": (parse_choice("debug", "info", "warning", "error"), "info", "log verbosity"),
 }
 """name -> (parser, default, what it is)."""
