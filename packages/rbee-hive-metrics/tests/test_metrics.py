@@ -406,3 +406,23 @@ def test_the_text_format_is_served_otherwise(accept: str | None) -> None:
     assert b"_created" not in body  # 0.0.4 would make each a gauge of its own
     assert "rbee_hive_workers" in families(body)
     assert wants_openmetrics(accept) is False
+
+
+def test_a_scrape_flood_is_served_one_render_per_interval() -> None:
+    now = [100.0]
+    metrics = HiveMetrics(process_metrics=False, min_render_interval=1.0, clock=lambda: now[0])
+    first, _ = metrics.render(None)
+    metrics.count_restart()
+    now[0] += 0.5
+    assert metrics.render(None)[0] == first  # within the interval: the same body
+    now[0] += 0.6
+    fresh, _ = metrics.render(None)
+    assert b"rbee_hive_worker_restarts_total 1.0" in fresh
+    openmetrics, content_type = metrics.render("application/openmetrics-text")
+    assert content_type.startswith("application/openmetrics-text")
+    assert openmetrics.endswith(b"# EOF\n")
+
+
+def test_a_negative_render_interval_is_refused() -> None:
+    with pytest.raises(ValueError, match="min_render_interval"):
+        HiveMetrics(min_render_interval=-1)

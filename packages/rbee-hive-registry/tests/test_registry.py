@@ -215,3 +215,18 @@ async def test_concurrent_tasks_never_lose_a_write(make_worker: MakeWorker) -> N
         for _ in range(10):
             tg.start_soon(bump)
     assert reg.require("worker-a").failed_health_checks == 1000
+
+
+def test_generation_changes_on_every_write_and_only_then(make_worker: MakeWorker) -> None:
+    reg = WorkerRegistry()
+    seen = [reg.generation]
+    reg.register(make_worker("worker-a"))
+    seen.append(reg.generation)
+    reg.list()
+    reg.counts_by_state()
+    assert reg.generation == seen[-1]
+    reg.transition("worker-a", WorkerState.IDLE)
+    seen.append(reg.generation)
+    reg.remove("worker-a")
+    seen.append(reg.generation)
+    assert seen == sorted(set(seen))

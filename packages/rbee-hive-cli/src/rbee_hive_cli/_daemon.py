@@ -290,7 +290,8 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
                 memory=host.memory,
                 disks=host.disks,
                 gpus=lambda: host.gpus().gpus,
-            )
+            ),
+            min_render_interval=settings.metrics_min_interval,
         )
         supervisor = await stack.enter_async_context(
             Supervisor.open(registry, supervisor_settings, engines, callbacks=callbacks)

@@ -88,6 +88,14 @@ def parse_seconds(text: str | float) -> float:
     return value
 
 
+def parse_non_negative_seconds(text: str | float) -> float:
+    """A number of seconds >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def parse_count(text: str | int) -> int:
     """A whole number >= 1."""
     if isinstance(text, bool):
@@ -205,6 +213,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "auth_lockout_failures": (parse_count, 10, "failed authentications before a lockout"),
     "auth_lockout_window": (parse_seconds, 300.0, "seconds in which those failures count"),
     "auth_lockout_seconds": (parse_seconds, 900.0, "how long a client address stays locked out"),
+    "metrics_min_interval": (
+        parse_non_negative_seconds,
+        1.0,
+        "scrapes closer than this share one render (0 = render every scrape)",
+    ),
     "log_level": (parse_choice("debug", "info", "warning", "error"), "info", "log verbosity"),
 }
 """name -> (parser, default, what it is)."""

@@ -42,17 +42,28 @@ class RequestMetricsMiddleware:
     """Counts every answered request by route template (never the raw path, so a scanner
     cannot blow up label cardinality) and status, with its latency."""
 
+    _CACHE_LIMIT = 4096
+
     def __init__(self, app: ASGIApp, metrics: MetricsView, routes: Sequence[BaseRoute]) -> None:
         self._app = app
         self._metrics = metrics
         self._routes = routes
+        self._templates: dict[tuple[str, str], str] = {}
 
     def _template(self, scope: Scope) -> str:
+        key = (scope["method"], scope["path"])
+        template = self._templates.get(key)
+        if template is not None:
+            return template
+        template = "unmatched"
         for route in self._routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
-                return str(getattr(route, "path", "other"))
-        return "unmatched"
+                template = str(getattr(route, "path", "other"))
+                break
+        if len(self._templates) < self._CACHE_LIMIT:  # ids in paths must not grow it forever
+            self._templates[key] = template
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

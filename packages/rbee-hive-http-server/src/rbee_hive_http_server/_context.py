@@ -64,6 +64,8 @@ class HiveContext:
     metrics: MetricsView | None = None
     audit: Audit | None = None
     queen_status: Callable[[], dict[str, Any]] | None = None
+    list_cache: tuple[int, bytes] | None = attrs.field(default=None, repr=False)
+    """The encoded worker list and the registry generation it was encoded at."""
 
 
 def context_of(request: Request) -> HiveContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -9,7 +10,7 @@ from urllib.parse import urlsplit
 
 import attrs
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rbee_hive_http_middleware import callback_worker_id
@@ -224,9 +225,19 @@ async def heartbeat(request: Request) -> JSONResponse:
     return JSONResponse({"message": "Heartbeat received"})
 
 
-async def list_workers(request: Request) -> JSONResponse:
-    """``{"workers": [...]}`` in registration order."""
-    return JSONResponse(workers_to_json(context_of(request).registry.list()))
+async def list_workers(request: Request) -> Response:
+    """``{"workers": [...]}`` in registration order.
+
+    The body is encoded once per registry generation, so a queen or a
+    dashboard polling the list costs a dictionary lookup until a worker changes."""
+    ctx = context_of(request)
+    registry = ctx.registry
+    cached = ctx.list_cache
+    if cached is None or cached[0] != registry.generation:
+        generation = registry.generation
+        body = json.dumps(workers_to_json(registry.list()), separators=(",", ":")).encode()
+        cached = ctx.list_cache = (generation, body)
+    return Response(cached[1], media_type="application/json")
 
 
 def _path_worker(request: Request) -> str:

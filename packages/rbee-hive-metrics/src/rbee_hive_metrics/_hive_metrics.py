@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from rbee_hive_metrics import _definitions as d
 from rbee_hive_metrics._collector import LiveStateCollector
-from rbee_hive_metrics._exposition import render_registry
+from rbee_hive_metrics._exposition import render_registry, wants_openmetrics
 from rbee_hive_metrics._live import LiveState
 from rbee_hive_metrics.exceptions import UnknownLabelValue
 
 _REFUSAL_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_MAX_HTTP_SERIES = 4096  # bound on cached label children; templates keep the real count small
 
 
 @attrs.frozen(kw_only=True)
@@ -55,7 +59,20 @@ class HiveMetrics:
     Safe to use from any thread.
     """
 
-    def __init__(self, live: LiveState | None = None, *, process_metrics: bool = True) -> None:
+    def __init__(
+        self,
+        live: LiveState | None = None,
+        *,
+        process_metrics: bool = True,
+        min_render_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if min_render_interval < 0:
+            raise ValueError(f"min_render_interval must be >= 0 s, got {min_render_interval}")
+        self._min_render_interval = min_render_interval
+        self._clock = clock
+        self._rendered: dict[bool, tuple[float, bytes, str]] = {}
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._registry = CollectorRegistry()
         self._events = d.define_event_metrics(self._registry)
         self._last_shutdown: ShutdownReport | None = None
@@ -136,11 +153,19 @@ class HiveMetrics:
         """An HTTP request was answered. ``route`` is the route template
         (``/v1/workers/{worker_id}``), never the raw path; give unmatched requests one
         template such as ``<unmatched>`` so the series stay few."""
-        method = method.upper() if method.upper() in _HTTP_METHODS else "OTHER"
-        self._events.http_requests.labels(method=method, route=route, status=str(status)).inc()
-        self._events.http_request_duration.labels(method=method, route=route).observe(
-            duration_seconds
-        )
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            # labels() validates and hashes on every call; the hot path keeps the children.
+            upper = method.upper() if method.upper() in _HTTP_METHODS else "OTHER"
+            children = (
+                self._events.http_requests.labels(method=upper, route=route, status=str(status)),
+                self._events.http_request_duration.labels(method=upper, route=route),
+            )
+            if len(self._http_children) < _MAX_HTTP_SERIES:
+                self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(duration_seconds)
 
     # ------------------------------------------------------------------ shutdown
 
@@ -172,8 +197,23 @@ class HiveMetrics:
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The scrape body and its Content-Type: OpenMetrics when ``accept`` asks for
-        ``application/openmetrics-text``, else ``text/plain; version=0.0.4``."""
-        return render_registry(self._registry, accept)
+        ``application/openmetrics-text``, else ``text/plain; version=0.0.4``.
+
+        With ``min_render_interval`` > 0, scrapes closer together than that get the body of
+        the previous one: a flood of scrapes (dashboards, several Prometheus replicas) then
+        costs one render per interval instead of one per request. Prometheus scrapes every
+        15 s or so, so its scrapes are always fresh.
+        """
+        if self._min_render_interval <= 0:
+            return render_registry(self._registry, accept)
+        key = wants_openmetrics(accept)
+        now = self._clock()
+        cached = self._rendered.get(key)
+        if cached is not None and now - cached[0] < self._min_render_interval:
+            return cached[1], cached[2]
+        body, content_type = render_registry(self._registry, accept)
+        self._rendered[key] = (now, body, content_type)
+        return body, content_type
 
     def _shutdown_duration(self) -> float | None:
         report = self._last_shutdown

@@ -14,8 +14,9 @@ class WorkerInfo:
     """One worker as the hive knows it. Frozen: change it through the registry.
 
     The first fourteen fields are the original hive's wire fields, with the same names;
-    the rest are what supervision needs. ``revision`` is set by the registry (0 when registered) and grows
-    by one on every write, which is what compare-and-set updates compare.
+    the rest are what supervision needs. ``revision`` is set by the registry (0 when
+    registered) and grows by one on every write, which is what compare-and-set updates
+    compare.
     """
 
     id: str

@@ -44,6 +44,7 @@ class WorkerRegistry:
         self._counts: dict[WorkerState, int] = dict.fromkeys(WorkerState, 0)
         self._subscribers: set[Subscription] = set()
         self._feed_capacity = feed_capacity
+        self._generation = 0
 
     def __repr__(self) -> str:
         counts = {s.value: n for s, n in self._counts.items() if n}
@@ -51,6 +52,12 @@ class WorkerRegistry:
             f"<WorkerRegistry workers={len(self._workers)} {counts} "
             f"subscribers={len(self._subscribers)}>"
         )
+
+    @property
+    def generation(self) -> int:
+        """Grows by one on every write to any worker: equal generations, equal contents.
+        Readers that derive something costly from ``list()`` can cache it on this."""
+        return self._generation
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -191,5 +198,6 @@ class WorkerRegistry:
         return updated
 
     def _publish(self, event: WorkerEvent) -> None:
+        self._generation += 1
         for sub in self._subscribers:
             sub._deliver(event)  # the feed is part of the registry

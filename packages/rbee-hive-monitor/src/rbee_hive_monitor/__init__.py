@@ -1,0 +1,67 @@
+"""The rbee-hive Supervisor: launch, watch, probe, restart and stop worker processes.
+
+``Supervisor`` (opened with ``Supervisor.open``) does the work; ``EngineSpec`` and the
+``rbee_engine`` / ``openai_engine`` / ``engine_from_config`` factories say how a kind of worker is
+run; ``SupervisorSettings`` holds timings, ports and restart policy; ``WorkerSpec`` is what to
+run; ``StopOutcome`` / ``StopReport`` say how stops ended.
+"""
+
+from rbee_hive_monitor._engine import (
+    LLAMA_CPP_PYTHON_ARGV,
+    PLACEHOLDERS,
+    EngineSpec,
+    engine_from_config,
+    openai_engine,
+    rbee_engine,
+)
+from rbee_hive_monitor._http import AiohttpWorkerHttp, HttpAnswer, WorkerHttp
+from rbee_hive_monitor._ports import port_is_free
+from rbee_hive_monitor._process import mask_url
+from rbee_hive_monitor._settings import SupervisorSettings, WorkerSpec
+from rbee_hive_monitor._stop import StopOutcome, StopReport
+from rbee_hive_monitor._supervisor import Supervisor
+from rbee_hive_monitor._worker import WorkerCallbacks
+from rbee_hive_monitor.exceptions import (
+    InvalidEngine,
+    InvalidSupervisorSetting,
+    InvalidWorkerSpec,
+    LaunchFailed,
+    MonitorError,
+    NoFreePort,
+    SupervisorClosed,
+    UnknownEngine,
+    UnknownWorker,
+    WorkerConflict,
+    WorkerNotReadyable,
+)
+
+__all__ = [
+    "LLAMA_CPP_PYTHON_ARGV",
+    "PLACEHOLDERS",
+    "AiohttpWorkerHttp",
+    "EngineSpec",
+    "HttpAnswer",
+    "InvalidEngine",
+    "InvalidSupervisorSetting",
+    "InvalidWorkerSpec",
+    "LaunchFailed",
+    "MonitorError",
+    "NoFreePort",
+    "StopOutcome",
+    "StopReport",
+    "Supervisor",
+    "SupervisorClosed",
+    "SupervisorSettings",
+    "UnknownEngine",
+    "UnknownWorker",
+    "WorkerCallbacks",
+    "WorkerConflict",
+    "WorkerHttp",
+    "WorkerNotReadyable",
+    "WorkerSpec",
+    "engine_from_config",
+    "mask_url",
+    "openai_engine",
+    "port_is_free",
+    "rbee_engine",
+]
