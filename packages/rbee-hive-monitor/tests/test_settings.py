@@ -87,3 +87,14 @@ def test_mask_url_hides_path_query_and_userinfo() -> None:
     assert mask_url("http://u:pw@127.0.0.1:9200/v1/workers/ready/abc?t=1") == (
         "http://127.0.0.1:9200/***"
     )
+
+
+def test_a_worker_pinned_to_one_gpu_is_told_device_0() -> None:
+    pinned = WorkerSpec(
+        model_ref="m", backend="cuda", device=3, env={"CUDA_VISIBLE_DEVICES": "GPU-1"}
+    )
+    assert pinned.device == 3
+    assert pinned.visible_device == 0
+    assert WorkerSpec(model_ref="m", backend="cuda", device=3).visible_device == 3
+    cpu = WorkerSpec(model_ref="m", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert cpu.visible_device == 0

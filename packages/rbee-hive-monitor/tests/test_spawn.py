@@ -145,3 +145,21 @@ async def test_provisioning_worker_starts_when_its_model_arrives(open_hive: Open
         assert started.model_path == str(hive.model)
         await hive.wait_state(info.id, WorkerState.IDLE)
         assert os.path.exists(f"/proc/{started.pid}")
+
+
+async def test_a_provisioning_worker_whose_launch_fails_stays_failed_with_the_reason(
+    open_hive: OpenHive,
+) -> None:
+    """The queen already holds this worker's id (it was announced while its model
+    downloaded), so the record must say why it is gone rather than vanish."""
+    async with open_hive() as hive:
+        info = hive.supervisor.register(hive.spec("exit_now"))
+        with pytest.raises(LaunchFailed) as caught:
+            await hive.supervisor.start(info.id, hive.model)
+        assert caught.value.code == "WORKER_EXITED_EARLY"
+        failed = hive.registry.require(info.id)
+        assert failed.state is WorkerState.FAILED
+        assert failed.pid is None
+        assert failed.reason is not None
+        assert "early_exit_grace" in failed.reason
+        assert hive.supervisor.register(hive.spec()).port == info.port  # port released

@@ -144,6 +144,23 @@ async def test_sigterm_starts_it_and_a_second_signal_kills_at_once(
         del os.environ["FAKE_WORKER_MODE"]
 
 
+async def test_one_signal_delivered_twice_is_not_a_force(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    pids = await spawn(supervisor, tmp_path, 1)
+    shutdown = GracefulShutdown(supervisor, deadline=10)
+    async with anyio.create_task_group() as tg:
+        await tg.start(shutdown.run)
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. `timeout` forwarding what we also got
+        with anyio.fail_after(10):
+            await shutdown.server_may_stop.wait()
+    assert shutdown.report is not None
+    assert not shutdown.report.forced_by_second_signal
+    assert shutdown.report.workers.graceful == 1
+    assert not any(alive(pid) for pid in pids)
+
+
 def test_public_api_matches_all() -> None:
     exported = {n for n in dir(rbee_hive_shutdown) if not n.startswith("_")}
     assert set(rbee_hive_shutdown.__all__) == exported

@@ -127,6 +127,16 @@ class WorkerSpec:
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_env, eq=False)
     worker_id: str | None = None
 
+    @property
+    def visible_device(self) -> int:
+        """The device number as the worker sees it: 0 when ``CUDA_VISIBLE_DEVICES`` pins it
+        to one GPU (CUDA renumbers the visible GPUs from 0), else ``device``. The registry
+        keeps ``device``, the index the host knows the GPU by."""
+        pinned = self.env.get("CUDA_VISIBLE_DEVICES", "")
+        if pinned and "," not in pinned:
+            return 0
+        return self.device
+
     def __attrs_post_init__(self) -> None:
         if self.worker_id is not None and not WORKER_ID_PATTERN.fullmatch(self.worker_id):
             raise InvalidWorkerSpec(

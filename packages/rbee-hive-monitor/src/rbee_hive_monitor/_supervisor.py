@@ -207,11 +207,15 @@ class Supervisor:
         )
         return info
 
-    async def start(self, worker_id: str, model_path: str | PathLike[str]) -> WorkerInfo:
+    async def start(
+        self, worker_id: str, model_path: str | PathLike[str], *, forget_on_failure: bool = False
+    ) -> WorkerInfo:
         """Launch a PROVISIONING worker (-> LOADING). Returns once the process runs and either
         ``early_exit_grace`` passed without an exit or it became ready. Raises ``LaunchFailed``
-        (then nothing is registered and nothing runs), ``SupervisorClosed``, ``UnknownWorker``
-        or ``WorkerConflict`` (not provisioning)."""
+        (then nothing runs; the record stays as FAILED with the reason, so whoever was told
+        of the worker while its model downloaded can see why, or is removed when
+        ``forget_on_failure``), ``SupervisorClosed``, ``UnknownWorker`` or ``WorkerConflict``
+        (not provisioning)."""
         if self._shared.closed:
             raise SupervisorClosed
         run = self._run(worker_id)
@@ -235,8 +239,8 @@ class Supervisor:
         try:
             try:
                 proc = await run.launch()
-            except LaunchFailed:
-                run.discard()
+            except LaunchFailed as err:
+                run.discard(keep_as_failed=None if forget_on_failure else str(err))
                 raise
             self._shared.task_group.start_soon(run.supervise, name=f"supervise {worker_id}")
             with anyio.move_on_after(self._shared.settings.early_exit_grace):
@@ -245,29 +249,28 @@ class Supervisor:
             # Also when the caller is cancelled: an early exit must not leave a record behind.
             run.in_grace = False
             early = run.proc
-            if early is None or early.running or run.stop_requested or run.discarded:
-                early = None
-            else:
-                run.discard()
-        if early is not None:
-            err = LaunchFailed(
-                f"worker {worker_id} {describe_exit(early.returncode)} "
-                f"{anyio.current_time() - early.started:.2f} s after its launch, within "
-                f"early_exit_grace ({self._shared.settings.early_exit_grace:g} s); nothing was "
-                f"kept running. Its log: {early.log_path}",
-                code="WORKER_EXITED_EARLY",
-                worker_id=worker_id,
-                exit_code=early.returncode,
-                log_tail=early.log_tail(),
-            )
-            log.error("%s", err)
-            raise err
+            failure: LaunchFailed | None = None
+            if not (early is None or early.running or run.stop_requested or run.discarded):
+                failure = LaunchFailed(
+                    f"worker {worker_id} {describe_exit(early.returncode)} "
+                    f"{anyio.current_time() - early.started:.2f} s after its launch, within "
+                    f"early_exit_grace ({self._shared.settings.early_exit_grace:g} s); nothing "
+                    f"was kept running. Its log: {early.log_path}",
+                    code="WORKER_EXITED_EARLY",
+                    worker_id=worker_id,
+                    exit_code=early.returncode,
+                    log_tail=early.log_tail(),
+                )
+                run.discard(keep_as_failed=None if forget_on_failure else str(failure))
+        if failure is not None:
+            log.error("%s", failure)
+            raise failure
         return run.record()
 
     async def spawn(self, spec: WorkerSpec, model_path: str | PathLike[str]) -> WorkerInfo:
         """``register`` then ``start``: the model is on disk, launch now."""
         info = self.register(spec)
-        return await self.start(info.id, model_path)
+        return await self.start(info.id, model_path, forget_on_failure=True)
 
     def fail(self, worker_id: str, reason: str) -> WorkerInfo:
         """A PROVISIONING worker's model could not be provided: -> FAILED with ``reason``."""

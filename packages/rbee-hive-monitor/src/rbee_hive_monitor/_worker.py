@@ -163,7 +163,7 @@ class WorkerRun:
             "model_path": str(self.model_path),
             "model_ref": self.spec.model_ref,
             "backend": self.spec.backend,
-            "device": str(self.spec.device),
+            "device": str(self.spec.visible_device),
             "port": str(self.port),
             "host": shared.settings.bind_host,
             "python": sys.executable,
@@ -491,11 +491,17 @@ class WorkerRun:
         self.revoke()
         return info
 
-    def discard(self) -> None:
-        """Undo a launch that failed: nothing registered, port back, secret revoked."""
+    def discard(self, keep_as_failed: str | None = None) -> None:
+        """Undo a launch that failed: port back, secret revoked, and the record removed (or,
+        with ``keep_as_failed``, left as FAILED with that reason)."""
         self.discarded = True
         self.scope.cancel()
-        if self.worker_id in self.shared.registry:
+        info = self.shared.registry.get(self.worker_id)
+        if info is not None and keep_as_failed is not None and not info.state.is_terminal:
+            self.shared.registry.transition(
+                self.worker_id, WorkerState.FAILED, pid=None, reason=keep_as_failed
+            )
+        elif info is not None:
             self.shared.registry.remove(self.worker_id)
         self.shared.ports.release(self.port, self.worker_id)
         self.revoke()

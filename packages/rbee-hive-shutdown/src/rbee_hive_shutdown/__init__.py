@@ -5,6 +5,11 @@ second signal kills every worker's process group at once.
 ``GracefulShutdown`` carries it out; ``ShutdownReport`` says how it went.
 """
 
-from rbee_hive_shutdown._shutdown import SIGNALS, GracefulShutdown, ShutdownReport
+from rbee_hive_shutdown._shutdown import (
+    DUPLICATE_WINDOW,
+    SIGNALS,
+    GracefulShutdown,
+    ShutdownReport,
+)
 
-__all__ = ["SIGNALS", "GracefulShutdown", "ShutdownReport"]
+__all__ = ["DUPLICATE_WINDOW", "SIGNALS", "GracefulShutdown", "ShutdownReport"]

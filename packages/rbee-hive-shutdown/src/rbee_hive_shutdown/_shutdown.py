@@ -14,6 +14,8 @@ from rbee_hive_monitor import StopReport, Supervisor
 log = logging.getLogger("rbee_hive.shutdown")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+DUPLICATE_WINDOW = 0.5
+"""The same signal again within this many seconds is one request delivered twice."""
 
 
 @attrs.frozen
@@ -88,10 +90,19 @@ class GracefulShutdown:
                 tg.cancel_scope.cancel()
 
     async def _listen(self, signals: AsyncIterator[int]) -> None:
+        first: tuple[int, float] | None = None
         async for signum in signals:
             name = signal.Signals(signum).name
+            now = anyio.current_time()
             if self.trigger(f"{name} received"):
+                first = (signum, now)
                 log.info("%s received: stopping gracefully (send it again to force)", name)
+            elif first is not None and first[0] == signum and now - first[1] < DUPLICATE_WINDOW:
+                # One stop request delivered twice (a wrapper forwarding the signal to us
+                # while it also reached our process group) is not an impatient operator.
+                log.info(
+                    "%s arrived twice within %g s; taken as one request", name, DUPLICATE_WINDOW
+                )
             else:
                 self.force(f"second {name}")
 
