@@ -85,6 +85,10 @@ def test_detect_works_without_a_gpu() -> None:
     result = CliRunner().invoke(main, ["detect", "--json"])
     assert result.exit_code == 0, result.output
     assert '"cpu"' in result.output
+    readable = CliRunner().invoke(main, ["detect"])
+    assert readable.exit_code == 0, readable.output
+    assert "cpu" in readable.output
+    assert "GPUs: none" in readable.output
 
 
 def test_public_api_matches_all() -> None:

@@ -92,11 +92,5 @@ def detect_local(as_json: bool) -> None:
     if as_json:
         emit_json(body)
         return
-    table(
-        ["BACKEND", "AVAILABLE", "DEVICES", "NOTE"],
-        [
-            [b["backend"], "yes" if b["available"] else "no", b.get("devices"), b.get("reason")]
-            for b in body["backends"]
-        ],
-    )
+    table(["BACKEND", "DEVICES"], [[b["backend"], b["device_count"]] for b in body["backends"]])
     print_devices(body)

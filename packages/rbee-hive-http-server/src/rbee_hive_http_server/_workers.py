@@ -146,6 +146,14 @@ async def spawn(request: Request) -> JSONResponse:
         )
     except Exception as err:
         api = translate(err)
+        log.warning(
+            "spawn of %s on %s:%s refused: %s %s",
+            ascii(body.model_ref)[:200],
+            backend,
+            device,
+            api.code,
+            api.message,
+        )
         if ctx.audit is not None:
             ctx.audit.record(
                 "worker.spawn",
