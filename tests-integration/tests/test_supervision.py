@@ -135,6 +135,8 @@ async def test_a_hung_worker_is_killed_at_the_stop_deadline(start_daemon: Daemon
     assert 0.9 < time.monotonic() - started < 5
     with pytest.raises(ProcessLookupError):
         os.kill(worker["pid"], 0)
+    audit = "".join(p.read_text() for p in (hive.state_dir / "audit").glob("*.jsonl"))
+    assert '"event":"worker_kill"' in audit.replace(" ", "")
 
 
 async def test_delete_stops_a_worker_for_good(start_daemon: DaemonFactory) -> None:

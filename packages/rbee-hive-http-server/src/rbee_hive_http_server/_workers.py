@@ -271,11 +271,10 @@ async def stop_worker(request: Request) -> JSONResponse:
     except Exception as err:
         raise translate(err) from err
     if ctx.audit is not None:
-        ctx.audit.record(
-            "worker.stop",
-            outcome=outcome.value,
-            details={"worker_id": worker_id, "pid": last.pid, "exit_code": last.exit_code},
-        )
+        details = {"worker_id": worker_id, "pid": last.pid, "exit_code": last.exit_code}
+        ctx.audit.record("worker.stop", outcome=outcome.value, details=details)
+        if outcome.value == "forced":  # it ignored its graceful signal and was SIGKILLed
+            ctx.audit.record("worker.kill", outcome="killed", details=details)
     return JSONResponse(
         {"worker_id": worker_id, "outcome": outcome.value, "state": last.state.value}
     )
