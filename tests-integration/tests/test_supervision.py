@@ -50,12 +50,13 @@ async def test_ten_concurrent_spawns_get_ten_distinct_free_ports(
 
 async def test_a_port_held_by_another_process_is_skipped(start_daemon: DaemonFactory) -> None:
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 8081))
+        squatter.bind(("127.0.0.1", 0))  # a port nobody else holds, at the range's start
         squatter.listen()
-        hive = start_daemon({"RBEE_HIVE_PORT_RANGE": "8081-8083"})
+        held = squatter.getsockname()[1]
+        hive = start_daemon({"RBEE_HIVE_PORT_RANGE": f"{held}-{min(held + 20, 65535)}"})
         status, body = await hive.spawn()
         assert status == 200, body
-        assert not body["url"].endswith(":8081")
+        assert not body["url"].endswith(f":{held}")
         await hive.wait_for(body["worker_id"], lambda w: w["state"] == "idle", what="idle")
 
 
