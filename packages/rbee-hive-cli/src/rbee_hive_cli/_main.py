@@ -43,6 +43,20 @@ def _client_token(settings: HiveSettings) -> str | None:
     return settings.token_text
 
 
+def _ask(
+    options: tuple[str | None, str | None, str | None],
+    call: Callable[[HiveClient], Awaitable[T]],
+) -> T:
+    """One request to the daemon that ``options`` (addr, token file, config) point at."""
+    _, client = _hive(*options)
+
+    async def go() -> T:
+        async with client as hive:
+            return await call(hive)
+
+    return _run(go)
+
+
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(fn)
@@ -136,14 +150,10 @@ def _spawn_and_print(
     options: tuple[str | None, str | None, str | None],
     as_json: bool,
 ) -> None:
-    _, client = _hive(*options)
     dev: int | str = int(device) if device.isdigit() else device
-
-    async def go() -> dict[str, Any]:
-        async with client as hive:
-            return await hive.spawn(model_ref, backend=backend, device=dev, engine=engine)
-
-    result = _run(go)
+    result = _ask(
+        options, lambda hive: hive.spawn(model_ref, backend=backend, device=dev, engine=engine)
+    )
     if as_json:
         emit_json(result)
     else:
@@ -203,13 +213,7 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
     @client_options
     def list_(addr: str | None, token_file: str | None, config: str | None, as_json: bool) -> None:
         """Every worker of the daemon."""
-        _, client = _hive(addr, token_file, config)
-
-        async def go() -> list[dict[str, Any]]:
-            async with client as hive:
-                return await hive.list_workers()
-
-        workers = _run(go)
+        workers = _ask((addr, token_file, config), lambda hive: hive.list_workers())
         if as_json:
             emit_json({"workers": workers})
         else:
@@ -222,13 +226,7 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
         worker_id: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
     ) -> None:
         """One worker in full."""
-        _, client = _hive(addr, token_file, config)
-
-        async def go() -> dict[str, Any]:
-            async with client as hive:
-                return await hive.worker(worker_id)
-
-        worker = _run(go)
+        worker = _ask((addr, token_file, config), lambda hive: hive.worker(worker_id))
         if as_json:
             emit_json(worker)
         else:
@@ -242,13 +240,7 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
         worker_id: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
     ) -> None:
         """Stop a worker for good (it is not restarted)."""
-        _, client = _hive(addr, token_file, config)
-
-        async def go() -> dict[str, Any]:
-            async with client as hive:
-                return await hive.stop_worker(worker_id)
-
-        result = _run(go)
+        result = _ask((addr, token_file, config), lambda hive: hive.stop_worker(worker_id))
         if as_json:
             emit_json(result)
         else:
@@ -267,13 +259,7 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
         as_json: bool,
     ) -> None:
         """The last lines of a worker's log."""
-        _, client = _hive(addr, token_file, config)
-
-        async def go() -> list[str]:
-            async with client as hive:
-                return await hive.worker_logs(worker_id, lines)
-
-        out = _run(go)
+        out = _ask((addr, token_file, config), lambda hive: hive.worker_logs(worker_id, lines))
         if as_json:
             emit_json({"worker_id": worker_id, "lines": out})
         else:
@@ -347,13 +333,7 @@ def models_download(
 def _list_models(
     addr: str | None, token_file: str | None, config: str | None, as_json: bool
 ) -> None:
-    _, client = _hive(addr, token_file, config)
-
-    async def go() -> list[dict[str, Any]]:
-        async with client as hive:
-            return await hive.models()
-
-    entries = _run(go)
+    entries = _ask((addr, token_file, config), lambda hive: hive.models())
     if as_json:
         emit_json({"models": entries})
     else:
@@ -388,13 +368,7 @@ def models_rm(
     model_ref: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
 ) -> None:
     """Remove a model (refused while a worker uses it)."""
-    _, client = _hive(addr, token_file, config)
-
-    async def go() -> dict[str, Any]:
-        async with client as hive:
-            return await hive.remove_model(model_ref)
-
-    result = _run(go)
+    result = _ask((addr, token_file, config), lambda hive: hive.remove_model(model_ref))
     if as_json:
         emit_json(result)
     else:
@@ -408,13 +382,7 @@ def models_verify(
     model_ref: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
 ) -> None:
     """Re-hash a model against the SHA-256 recorded when it was downloaded."""
-    _, client = _hive(addr, token_file, config)
-
-    async def go() -> dict[str, Any]:
-        async with client as hive:
-            return await hive.verify_model(model_ref)
-
-    result = _run(go)
+    result = _ask((addr, token_file, config), lambda hive: hive.verify_model(model_ref))
     if as_json:
         emit_json(result)
     elif result["ok"]:
