@@ -8,6 +8,9 @@
     <= 10 ms (median).
 (b) crash detection: kill -9 -> the registry's change feed shows the exit. Target <= 100 ms.
 (c) stop_all of N cooperative workers (they exit 0 on SIGINT). Target <= 2 s.
+(d) the same spawn -> IDLE through the running daemon's HTTP API (POST /v1/workers/spawn, then
+    GET /v1/workers/{id} every 2 ms until it is idle), against the bare figure of (a); the
+    polling adds about 1 ms of its own, so this is an upper bound of the daemon's overhead.
 
 Prints one PASS/FAIL line per target; ``--strict`` makes a FAIL the exit status.
 """
@@ -19,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -286,6 +290,64 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+async def bench_spawn_over_http(workdir: Path, runs: int) -> list[float]:
+    import aiohttp
+
+    rbee_hive = Path(sys.executable).parent / "rbee-hive"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    model = workdir / "http-model.gguf"
+    model.write_bytes(b"GGUF")
+    env = {**os.environ, "RBEE_HIVE_LOG_LEVEL": "warning", "RBEE_HIVE_RAM_RESERVE": "0"}
+    daemon = await anyio.open_process(
+        [
+            str(rbee_hive),
+            "daemon",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--state-dir",
+            str(workdir / "http-state"),
+            "--worker-binary",
+            str(FAKE_WORKER),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    timings: list[float] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            with anyio.fail_after(30):
+                while True:
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(base + "/v1/health") as resp:
+                            if resp.status == 200:
+                                break
+                    await anyio.sleep(0.05)
+            body = {"model_ref": f"file:{model}", "backend": "cpu", "device": 0}
+            for run in range(-1, runs):
+                begin = anyio.current_time()
+                async with session.post(base + "/v1/workers/spawn", json=body) as resp:
+                    worker_id = (await resp.json())["worker_id"]
+                with anyio.fail_after(30):
+                    while True:
+                        async with session.get(f"{base}/v1/workers/{worker_id}") as resp:
+                            if (await resp.json())["state"] == "idle":
+                                break
+                        await anyio.sleep(0.002)
+                if run >= 0:
+                    timings.append(anyio.current_time() - begin)
+                async with session.delete(f"{base}/v1/workers/{worker_id}") as resp:
+                    await resp.read()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        with anyio.fail_after(60, shield=True):
+            await daemon.wait()
+    return timings
+
+
 async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="rbee-bench-") as tmp:
         workdir = Path(tmp)
@@ -317,6 +379,14 @@ async def main(args: argparse.Namespace) -> int:
         print(f"(c) stop_all of {args.workers} cooperative workers: {duration:.3f} s ({counts})")
         ok_c = duration <= 2.0
         print(f"    {verdict(ok_c)}: stop_all <= 2 s")
+
+        over_http = await bench_spawn_over_http(workdir, args.runs)
+        http_median = statistics.median(over_http)
+        print(
+            f"(d) spawn -> idle through the daemon's HTTP API: median {ms(http_median)} "
+            f"({ms(min(over_http))}-{ms(max(over_http))}); against bare {ms(bare_median)}: "
+            f"+{ms(http_median - bare_median)} including ~1 ms of polling"
+        )
     return 0 if (ok_a and ok_b and ok_c) or not args.strict else 1
 
 
