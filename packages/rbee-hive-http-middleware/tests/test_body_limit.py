@@ -6,6 +6,7 @@ import pytest
 
 from rbee_hive_http_middleware import (
     BodyLimitMiddleware,
+    Message,
     RequestBodyTooLarge,
     Scope,
     error_body,
@@ -140,3 +141,25 @@ def test_negative_limit_is_refused() -> None:
 
     with pytest.raises(ValueError, match="max_bytes"):
         BodyLimitMiddleware(app, max_bytes=-1)
+
+
+async def test_a_bodyless_http1_get_reaches_the_app_with_the_servers_own_channels() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen.extend([receive, send])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    limited = BodyLimitMiddleware(app, max_bytes=LIMIT)
+    get = {"type": "http", "method": "GET", "http_version": "1.1", "headers": []}
+    await limited(get, receive, send)
+    assert seen == [receive, send]  # nothing wrapped: nothing to count
+    seen.clear()
+    h2 = {"type": "http", "method": "GET", "http_version": "2", "headers": []}
+    await limited(h2, receive, send)
+    assert seen[0] is not receive  # HTTP/2 can carry a body without either header: counted

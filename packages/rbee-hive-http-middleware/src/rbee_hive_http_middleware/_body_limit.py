@@ -67,6 +67,17 @@ class BodyLimitMiddleware:
         if declared is not None and declared > self._max:
             await self._refuse(scope, send)
             return
+        if (
+            declared is None
+            and scope.get("http_version") in ("1.0", "1.1")
+            and scope.get("method") in ("GET", "HEAD")
+            and not header_values(scope, b"transfer-encoding")
+        ):
+            # An HTTP/1.x request without Content-Length or Transfer-Encoding has no body
+            # (RFC 9112 6.3), so a GET goes through untouched. HTTP/2 carries bodies without
+            # either header, so it is always counted.
+            await self._app(scope, receive, send)
+            return
         received = 0
         exceeded = False
         app_started = False

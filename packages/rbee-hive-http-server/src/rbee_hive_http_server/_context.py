@@ -64,6 +64,8 @@ class HiveContext:
     metrics: MetricsView | None = None
     audit: Audit | None = None
     queen_status: Callable[[], dict[str, Any]] | None = None
+    health_body: bytes | None = attrs.field(default=None, repr=False)
+    """The encoded health answer (it never changes while the daemon runs)."""
     list_cache: tuple[int, bytes] | None = attrs.field(default=None, repr=False)
     """The encoded worker list and the registry generation it was encoded at."""
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from rbee_hive_http_server._context import context_of
 
 
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> Response:
     """The queen's liveness probe; it reads nothing that could block."""
-    return JSONResponse(
-        {"status": "alive", "version": context_of(request).version, "api_version": "v1"}
-    )
+    ctx = context_of(request)
+    if ctx.health_body is None:  # the same bytes for the daemon's whole life
+        ctx.health_body = json.dumps(
+            {"status": "alive", "version": ctx.version, "api_version": "v1"}
+        ).encode()
+    return Response(ctx.health_body, media_type="application/json")
 
 
 ROUTES = [
