@@ -3,10 +3,15 @@
 Mix: 60 % GET /v1/workers/list, 30 % GET /v1/health, 10 % GET /metrics. Prints errors,
 p50/p95/p99 latency and throughput for the hive, then for a bare Starlette app under hypercorn
 serving the same bytes (measured in the same run), and the throughput ratio hive / bare
-(target >= 0.8). The load generator shares the machine's cores with the server under test, for
-both targets alike.
+(target >= 0.8).
+
+The load generator is wrk (Debian package ``wrk``) when it is installed: it costs the machine
+little CPU, so the two servers, not the client, set the pace. Without wrk, an aiohttp
+client in this process does it (``--client python``); it shares the two cores with the server
+under test and makes the ratio noisier.
 
     uv run python scripts/bench/bench_load.py [--clients 100] [--seconds 60] [--workers 100]
+                                              [--client wrk|python]
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -117,6 +123,25 @@ async def capture(base: str, into: Path) -> None:
                 (into / name).write_bytes(await resp.read())
 
 
+MIX_SCRIPT = Path(__file__).with_name("_mix.lua")
+
+
+def load_wrk(base: str, clients: int, seconds: float) -> dict[str, float]:
+    """The same mix with wrk (one thread, ``clients`` connections)."""
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "-s", str(MIX_SCRIPT), base],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            parsed: dict[str, float] = json.loads(line[len("RESULT ") :])
+            return parsed
+    raise RuntimeError(f"wrk printed no RESULT line:\n{result.stdout}\n{result.stderr}")
+
+
 def show(name: str, r: dict[str, float]) -> None:
     print(
         f"{name:<6} requests {int(r['requests']):>7}  errors {int(r['errors']):>3}  "
@@ -131,6 +156,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per target")
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "python"],
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator (default: wrk when installed)",
+    )
     args = parser.parse_args()
     per_round = args.seconds / args.rounds
     hive_rounds: list[dict[str, float]] = []
@@ -180,11 +211,14 @@ def main() -> int:
             wait_listening(bare_port)
             # Alternate short rounds so both targets see the same machine (the hive's 100
             # worker processes exist throughout, other load on a shared machine comes and goes).
+            bare_base = f"http://127.0.0.1:{bare_port}"
             for n in range(args.rounds):
-                hive_rounds.append(anyio.run(load, base, args.clients, per_round, n))
-                bare_rounds.append(
-                    anyio.run(load, f"http://127.0.0.1:{bare_port}", args.clients, per_round, n)
-                )
+                if args.client == "wrk":
+                    hive_rounds.append(load_wrk(base, args.clients, per_round))
+                    bare_rounds.append(load_wrk(bare_base, args.clients, per_round))
+                else:
+                    hive_rounds.append(anyio.run(load, base, args.clients, per_round, n))
+                    bare_rounds.append(anyio.run(load, bare_base, args.clients, per_round, n))
         finally:
             if bare is not None:
                 bare.terminate()
@@ -193,7 +227,8 @@ def main() -> int:
             hive.wait(timeout=60)
     hive_result, bare_result = combine(hive_rounds), combine(bare_rounds)
     print(
-        f"load: {args.clients} clients x {args.seconds:g} s per target in {args.rounds} "
+        f"load ({args.client}): {args.clients} clients x {args.seconds:g} s per target in "
+        f"{args.rounds} "
         f"alternating rounds, {args.workers} workers registered, "
         "mix 60% list / 30% health / 10% metrics"
     )

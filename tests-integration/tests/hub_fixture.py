@@ -21,6 +21,7 @@ class Hub:
     url: str = ""
     files: dict[tuple[str, str], bytes] = attrs.Factory(dict)
     bytes_per_second: int | None = None
+    broken_gets: bool = False  # every GET of a file answers 500 (HEAD still works)
     served: list[tuple[int, int]] = attrs.Factory(list)
     gets: int = 0
 
@@ -62,6 +63,8 @@ class Hub:
             headers["Content-Length"] = str(len(content))
             return web.Response(status=200, headers=headers)
         self.gets += 1
+        if self.broken_gets:
+            raise web.HTTPInternalServerError(text="the CDN is down")
         start = 0
         status = 200
         range_header = request.headers.get("Range")

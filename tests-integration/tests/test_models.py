@@ -54,6 +54,26 @@ async def test_a_spawn_of_an_uncached_model_provisions_then_runs(
         assert refused["error"]["code"] == "MODEL_IN_USE"
 
 
+async def test_a_download_that_fails_after_the_spawn_answered_leaves_the_worker_failed(
+    start_daemon: DaemonFactory,
+) -> None:
+    async with running_hub(free_port()) as hub:
+        hub.add(REPO, FILE, os.urandom(64 * 1024))
+        hub.broken_gets = True
+        hive = start_daemon({"HF_ENDPOINT": hub.url})
+        status, body = await hive.spawn(model_ref=f"hf:{REPO}")
+        assert status == 200, body
+        assert body["state"] == "provisioning"
+        failed = await hive.wait_for(
+            body["worker_id"], lambda w: w["state"] == "failed", timeout=90, what="failed"
+        )
+        assert "model download failed" in failed["reason"]
+        assert failed["pid"] is None
+        assert hub.gets >= 2  # it retried before giving up
+        status, _ = await hive.call("GET", "/v1/health")
+        assert status == 200  # the daemon carries on
+
+
 async def test_an_unknown_repo_is_refused_up_front_with_nothing_registered(
     start_daemon: DaemonFactory,
 ) -> None:

@@ -17,7 +17,14 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
-from rbee_hive_monitor import LaunchFailed, Supervisor, UnknownWorker, WorkerConflict, WorkerSpec
+from rbee_hive_monitor import (
+    LaunchFailed,
+    Supervisor,
+    SupervisorClosed,
+    UnknownWorker,
+    WorkerConflict,
+    WorkerSpec,
+)
 from rbee_hive_provisioner import DownloadFailed, LocalModel, ModelRef, Provisioner
 from rbee_hive_registry import ChangeKind, WorkerEvent, WorkerInfo, WorkerRegistry, WorkerState
 
@@ -166,6 +173,18 @@ class SpawnService:
             raise
 
     async def _after_download(self, worker_id: str, download_id: str, spec: WorkerSpec) -> None:
+        # This task is the boundary for one provisioning worker: whatever goes wrong ends in
+        # that worker's record (FAILED with the reason), never in the daemon's task group.
+        try:
+            await self._start_when_downloaded(worker_id, download_id, spec)
+        except Exception as err:
+            log.exception("worker %s: provisioning ended in an unexpected error", worker_id)
+            self.admission.release(worker_id)
+            self._fail(worker_id, f"provisioning failed: {type(err).__name__}: {err}")
+
+    async def _start_when_downloaded(
+        self, worker_id: str, download_id: str, spec: WorkerSpec
+    ) -> None:
         try:
             local = await self.provisioner.wait(download_id)
         except DownloadFailed as err:
@@ -182,15 +201,15 @@ class SpawnService:
         try:
             await self.supervisor.start(worker_id, local.path)
         except LaunchFailed as err:
-            self.admission.release(worker_id)
+            self.admission.release(worker_id)  # the supervisor left it FAILED with the reason
             log.error("worker %s could not be started after its download: %s", worker_id, err)
-        except (UnknownWorker, WorkerConflict):
-            self.admission.release(worker_id)  # stopped meanwhile
+        except (UnknownWorker, WorkerConflict, SupervisorClosed):
+            self.admission.release(worker_id)  # stopped meanwhile, or the hive is stopping
 
     def _fail(self, worker_id: str, reason: str) -> None:
         try:
             self.supervisor.fail(worker_id, reason)
-        except (UnknownWorker, WorkerConflict):
+        except (UnknownWorker, WorkerConflict, SupervisorClosed):
             return
         log.error("worker %s failed: %s", worker_id, reason)
 
