@@ -27,10 +27,12 @@ from rbee_hive_http_server._context import HiveContext, MetricsView
 from rbee_hive_http_server._errors import EXCEPTION_HANDLERS
 
 ROUTES: list[BaseRoute] = [
+    # The router tries routes in order: the ones pollers hit all day come first.
+    *[r for r in _workers.ROUTES if getattr(r, "path", "") == "/v1/workers/list"],
     *_health.ROUTES,
     *_metrics_route.ROUTES,
+    *[r for r in _workers.ROUTES if getattr(r, "path", "") != "/v1/workers/list"],
     *_openapi.ROUTES,
-    *_workers.ROUTES,
     *_models.ROUTES,
     *_devices.ROUTES,
 ]
