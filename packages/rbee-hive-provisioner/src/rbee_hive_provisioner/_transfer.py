@@ -10,7 +10,6 @@ import contextlib
 import logging
 import math
 import os
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,8 +227,10 @@ async def _stream(
                         await send.send(batch)
                         batch, batch_bytes = [], 0
             except (aiohttp.ClientError, OSError, TimeoutError) as err:
-                network_error = err  # still store what arrived: the resume starts after it
-                batch.extend(_received_before_the_break(resp.content))
+                # What aiohttp handed out is stored before the error counts, so the resume
+                # starts right after it. What aiohttp still held is not readable through its
+                # public API (its read methods raise first); those bytes are fetched again.
+                network_error = err
             except anyio.BrokenResourceError:
                 pass  # the writer failed and said why in writer_error
             if batch and not writer_error:
@@ -240,26 +241,6 @@ async def _stream(
     if network_error is not None:
         raise network_error
     return None
-
-
-def _received_before_the_break(content: aiohttp.StreamReader) -> list[bytes]:
-    """The bytes aiohttp received before the connection broke but had not handed out yet.
-
-    Its read methods raise the connection error before returning what is still buffered
-    (up to a few MiB). Those bytes are good: keeping them makes the resume start exactly where
-    the connection broke, so no byte is fetched twice. The buffer is a private attribute, so it
-    is read defensively; if its shape ever changes the bytes are simply fetched again.
-    """
-    buffer = getattr(content, "_buffer", None)
-    offset = getattr(content, "_buffer_offset", 0)
-    if not isinstance(buffer, deque) or not isinstance(offset, int):
-        return []
-    pieces = [bytes(piece) for piece in buffer if isinstance(piece, bytes | bytearray)]
-    if len(pieces) != len(buffer):
-        return []
-    if pieces and offset:
-        pieces[0] = pieces[0][offset:]
-    return pieces
 
 
 async def _write_batches(
