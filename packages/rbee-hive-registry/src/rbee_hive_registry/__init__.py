@@ -1,11 +1,19 @@
 """Worker state for rbee-hive, importable by any rbee service without the rest of the hive.
 
 ``WorkerInfo`` is the frozen record, ``WorkerState`` and ``TRANSITIONS`` the state machine,
-``WorkerRegistry`` the task-safe store with its change feed, and ``workers_to_json`` /
+``WorkerRegistry`` the task-safe store with its change feed (``Feed[T]``, reusable for
+other item types), and ``workers_to_json`` /
 ``workers_from_json`` the wire shape ``{"workers": [...]}``.
 """
 
-from rbee_hive_registry._feed import ChangeKind, FeedItem, FeedLagged, Subscription, WorkerEvent
+from rbee_hive_registry._feed import (
+    ChangeKind,
+    Feed,
+    FeedItem,
+    FeedLagged,
+    Subscription,
+    WorkerEvent,
+)
 from rbee_hive_registry._info import WorkerInfo
 from rbee_hive_registry._registry import WorkerRegistry
 from rbee_hive_registry._state import TRANSITIONS, WorkerState, transition_allowed
@@ -31,6 +39,7 @@ __all__ = [
     "TRANSITIONS",
     "ChangeKind",
     "DuplicateWorker",
+    "Feed",
     "FeedItem",
     "FeedLagged",
     "IllegalTransition",

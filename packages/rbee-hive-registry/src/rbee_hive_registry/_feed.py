@@ -1,4 +1,9 @@
-"""The change feed: what happened to which worker, delivered to any number of subscribers."""
+"""The change feed: what happened to which worker, delivered to any number of subscribers.
+
+``Feed[T]`` is the machinery (bounded per-subscriber buffers, a ``FeedLagged`` marker in place
+of what a slow subscriber missed); the registry publishes ``WorkerEvent`` on one, and other
+rooms (the supervisor's lifecycle events) reuse it for their own item types.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,14 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import anyio
 import attrs
 
 from rbee_hive_registry._info import WorkerInfo
+
+T = TypeVar("T")
 
 
 class ChangeKind(enum.Enum):
@@ -34,29 +42,31 @@ class WorkerEvent:
 class FeedLagged:
     """Delivered in place of ``missed`` events that a slow subscriber's full buffer dropped.
 
-    The registry never waits for a subscriber. When a subscriber's buffer is full, its oldest
+    A feed never waits for a subscriber. When a subscriber's buffer is full, its oldest
     events are dropped and the next thing it receives is this marker; a subscriber that needs
-    the whole picture then re-reads ``WorkerRegistry.list()``.
+    the whole picture then re-reads a snapshot (for the registry: ``WorkerRegistry.list()``).
     """
 
     missed: int
 
 
 FeedItem = WorkerEvent | FeedLagged
+"""What a subscription to the registry's feed yields."""
 
 
-class Subscription:
-    """A bounded buffer of events for one subscriber; iterate it with ``async for``.
+class Subscription(Generic[T]):
+    """A bounded buffer of items for one subscriber; iterate it with ``async for``.
 
-    Close it (or leave its ``with`` block) to unsubscribe; iteration then ends once the
-    buffered events are read.
+    It yields the published items, or a ``FeedLagged`` in place of those its full buffer
+    dropped. Close it (or leave its ``with`` block) to unsubscribe; iteration then ends once
+    the buffered items are read. The registry's feed is a ``Subscription[WorkerEvent]``.
     """
 
-    def __init__(self, capacity: int, on_close: Callable[[Subscription], None]) -> None:
+    def __init__(self, capacity: int, on_close: Callable[[Subscription[T]], None]) -> None:
         if capacity < 1:
             raise ValueError(f"a subscription needs room for at least 1 event, got {capacity}")
         self._capacity = capacity
-        self._buffer: deque[WorkerEvent] = deque()
+        self._buffer: deque[T] = deque()
         self._missed = 0
         self._closed = False
         self._wakeup = anyio.Event()
@@ -68,14 +78,14 @@ class Subscription:
             f"missed={self._missed} closed={self._closed}>"
         )
 
-    def _deliver(self, event: WorkerEvent) -> None:
+    def _deliver(self, event: T) -> None:
         if len(self._buffer) >= self._capacity:
             self._buffer.popleft()
             self._missed += 1
         self._buffer.append(event)
         self._wakeup.set()
 
-    def receive_nowait(self) -> FeedItem | None:
+    def receive_nowait(self) -> T | FeedLagged | None:
         """The next buffered item, or None when nothing is buffered."""
         if self._missed:
             missed, self._missed = self._missed, 0
@@ -84,7 +94,7 @@ class Subscription:
             return self._buffer.popleft()
         return None
 
-    async def receive(self) -> FeedItem:
+    async def receive(self) -> T | FeedLagged:
         """Wait for the next item; raises ``anyio.EndOfStream`` once closed and drained."""
         while True:
             item = self.receive_nowait()
@@ -95,10 +105,10 @@ class Subscription:
             self._wakeup = anyio.Event()
             await self._wakeup.wait()
 
-    def __aiter__(self) -> Subscription:
+    def __aiter__(self) -> Subscription[T]:
         return self
 
-    async def __anext__(self) -> FeedItem:
+    async def __anext__(self) -> T | FeedLagged:
         try:
             return await self.receive()
         except anyio.EndOfStream:
@@ -111,7 +121,7 @@ class Subscription:
             self._on_close(self)
             self._wakeup.set()
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Subscription[T]:
         return self
 
     def __exit__(
@@ -121,3 +131,46 @@ class Subscription:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Feed(Generic[T]):
+    """Publishes items of type ``T`` to any number of subscribers without ever waiting.
+
+    Each subscriber gets a bounded buffer (``capacity`` items, ``default_capacity`` unless
+    given); a full buffer drops its oldest items and delivers a ``FeedLagged`` in their place,
+    after which that subscriber should resynchronise from a snapshot. Use it from one event
+    loop; ``publish`` is synchronous.
+    """
+
+    def __init__(self, default_capacity: int = 1024) -> None:
+        if default_capacity < 1:
+            raise ValueError(f"a feed needs a capacity of at least 1, got {default_capacity}")
+        self._default_capacity = default_capacity
+        self._subscribers: set[Subscription[T]] = set()
+        self._published = 0
+
+    def __repr__(self) -> str:
+        return f"<Feed subscribers={len(self._subscribers)} published={self._published}>"
+
+    def __len__(self) -> int:
+        """How many subscribers there are."""
+        return len(self._subscribers)
+
+    @property
+    def published(self) -> int:
+        """How many items were published so far."""
+        return self._published
+
+    def subscribe(self, capacity: int | None = None) -> Subscription[T]:
+        """Follow every item published from now on."""
+        sub: Subscription[T] = Subscription(
+            capacity or self._default_capacity, self._subscribers.discard
+        )
+        self._subscribers.add(sub)
+        return sub
+
+    def publish(self, item: T) -> None:
+        """Hand ``item`` to every subscriber; never waits, never raises for a slow one."""
+        self._published += 1
+        for sub in self._subscribers:
+            sub._deliver(item)

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from rbee_hive_registry._feed import ChangeKind, Subscription, WorkerEvent
+from rbee_hive_registry._feed import ChangeKind, Feed, Subscription, WorkerEvent
 from rbee_hive_registry._info import WorkerInfo
 from rbee_hive_registry._state import TRANSITIONS, WorkerState
 from rbee_hive_registry.exceptions import (
@@ -42,15 +42,13 @@ class WorkerRegistry:
     def __init__(self, *, feed_capacity: int = 1024) -> None:
         self._workers: dict[str, WorkerInfo] = {}
         self._counts: dict[WorkerState, int] = dict.fromkeys(WorkerState, 0)
-        self._subscribers: set[Subscription] = set()
-        self._feed_capacity = feed_capacity
+        self._feed: Feed[WorkerEvent] = Feed(feed_capacity)
         self._generation = 0
 
     def __repr__(self) -> str:
         counts = {s.value: n for s, n in self._counts.items() if n}
         return (
-            f"<WorkerRegistry workers={len(self._workers)} {counts} "
-            f"subscribers={len(self._subscribers)}>"
+            f"<WorkerRegistry workers={len(self._workers)} {counts} subscribers={len(self._feed)}>"
         )
 
     @property
@@ -153,11 +151,9 @@ class WorkerRegistry:
 
     # ------------------------------------------------------------------ feed
 
-    def subscribe(self, capacity: int | None = None) -> Subscription:
+    def subscribe(self, capacity: int | None = None) -> Subscription[WorkerEvent]:
         """Follow every change from now on; see ``Subscription`` and ``FeedLagged``."""
-        sub = Subscription(capacity or self._feed_capacity, self._subscribers.discard)
-        self._subscribers.add(sub)
-        return sub
+        return self._feed.subscribe(capacity)
 
     # ------------------------------------------------------------------ internals
 
@@ -199,5 +195,4 @@ class WorkerRegistry:
 
     def _publish(self, event: WorkerEvent) -> None:
         self._generation += 1
-        for sub in self._subscribers:
-            sub._deliver(event)  # the feed is part of the registry
+        self._feed.publish(event)
