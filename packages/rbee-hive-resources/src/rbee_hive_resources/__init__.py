@@ -2,8 +2,9 @@
 
 ``HostResources`` reads the host through small seams (``/proc``, ``statvfs``, NVML) and
 never fails for want of a GPU: no NVML is zero GPUs with a reason. ``Admission`` decides
-whether a worker of a model fits on a backend and device, reserves room for it while it
-loads, and learns what each model really uses. See the README for the estimate rule.
+where a worker runs (``Admission.place`` returns a ``Placement``: the device and the env
+that pins the worker to it), whether a worker of a model fits there, reserves room for it
+while it loads, and learns what each model really uses. See the README for the estimate rule.
 """
 
 from rbee_hive_resources._admission import Admission, CapacityAnswer, Reservation
@@ -30,6 +31,7 @@ from rbee_hive_resources._os_probes import (
     parse_meminfo,
     parse_vmrss,
 )
+from rbee_hive_resources._placement import Placement
 from rbee_hive_resources._sizes import GiB, KiB, MiB, describe_bytes
 from rbee_hive_resources._values import (
     Backend,
@@ -52,6 +54,8 @@ from rbee_hive_resources.exceptions import (
     ResourcesError,
     SizeUnknown,
 )
+
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
 
 __all__ = [
     "Admission",
@@ -83,6 +87,7 @@ __all__ = [
     "NvmlLike",
     "NvmlMemory",
     "NvmlUnavailable",
+    "Placement",
     "PlatformInfo",
     "ProcMemInfo",
     "ProcStatusRss",
@@ -95,6 +100,7 @@ __all__ = [
     "ResourcesError",
     "SizeUnknown",
     "StatvfsDisks",
+    "__version__",
     "describe_bytes",
     "estimate_worker",
     "host_platform",

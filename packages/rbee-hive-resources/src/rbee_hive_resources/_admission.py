@@ -19,6 +19,7 @@ from rbee_hive_resources._estimate import (
     measured_need,
 )
 from rbee_hive_resources._host import HostResources, describe_gpus
+from rbee_hive_resources._placement import Placement
 from rbee_hive_resources._sizes import describe_bytes
 from rbee_hive_resources._values import Backend, DeviceRef, GpuInventory
 from rbee_hive_resources.exceptions import (
@@ -54,21 +55,19 @@ class Reservation:
     holds_memory: bool = True
 
     @property
+    def placement(self) -> Placement:
+        """Where the worker was admitted, and the env that pins it there."""
+        return Placement(backend=self.backend, device=self.device, gpu_uuid=self.gpu_uuid)
+
+    @property
     def cuda_visible_devices(self) -> str | None:
-        """The ``CUDA_VISIBLE_DEVICES`` value for the worker: the GPU's UUID on cuda (the
-        worker then sees it as CUDA device 0), empty on cpu (it sees no GPU, so it cannot
-        take VRAM admission did not count), None on metal (leave the variable alone)."""
-        if self.backend is Backend.CUDA:
-            return self.gpu_uuid
-        if self.backend is Backend.CPU:
-            return ""
-        return None
+        """``Placement.cuda_visible_devices`` of the worker's placement."""
+        return self.placement.cuda_visible_devices
 
     @property
     def worker_env(self) -> dict[str, str]:
-        """Environment variables to add to the worker's environment."""
-        value = self.cuda_visible_devices
-        return {} if value is None else {"CUDA_VISIBLE_DEVICES": value}
+        """``Placement.env`` of the worker's placement."""
+        return dict(self.placement.env)
 
 
 @attrs.frozen(kw_only=True)
@@ -113,14 +112,33 @@ class CapacityAnswer:
 
 
 @attrs.frozen
-class _Placement:
-    """Where the decision placed the worker (before memory was looked at)."""
+class _Spot:
+    """Where the decision placed the worker, with what it needs of that device to decide."""
 
-    backend: Backend
-    device: int
-    gpu_uuid: str | None
+    placement: Placement
     gpu_name: str | None
     free_bytes: int
+
+    @property
+    def backend(self) -> Backend:
+        return self.placement.backend
+
+    @property
+    def device(self) -> int:
+        return self.placement.device
+
+    @property
+    def gpu_uuid(self) -> str | None:
+        return self.placement.gpu_uuid
+
+
+class _Unplaceable(Exception):
+    """A backend or device that is not here: the refusal's code and message."""
+
+    def __init__(self, code: RefusalCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class Admission:
@@ -158,6 +176,20 @@ class Admission:
     def settings(self) -> AdmissionSettings:
         """The settings in force."""
         return self._settings
+
+    def place(self, backend: Backend | str, device: int | str = 0) -> Placement:
+        """Where a worker of ``backend`` asked for ``device`` (an NVML index, a GPU UUID on
+        ``cuda``; 0 elsewhere) runs, and the env that pins it there. Checks only that the
+        backend and the device are here; ``admit`` decides whether it fits. Raises
+        ``AdmissionRefused`` with code ``BACKEND_UNAVAILABLE`` or ``INVALID_DEVICE``."""
+        inventory = self._host.gpus()
+        try:
+            name = self._backend(backend, inventory)
+            return self._spot(name, device, inventory).placement
+        except _Unplaceable as err:
+            raise AdmissionRefused(
+                err.code, err.message, devices=self._devices(inventory)
+            ) from None
 
     def estimate(self, model_ref: str, model_size: int | None, backend: Backend) -> Estimate:
         """The measured figure of this model on this backend if there is one, else the rule
@@ -273,6 +305,22 @@ class Admission:
         with self._lock:
             return self._measurements.get((model_ref, Backend(backend)))
 
+    def measure_worker(
+        self, worker_id: str, model_ref: str, backend: Backend | str, device: int, pid: int
+    ) -> Measurement | None:
+        """Measure a worker that became ready (its VRAM on ``cuda``, its resident RAM
+        otherwise) and ``record_measurement`` it for its model, which also stops its
+        reservation holding memory. None when the host cannot tell (process not found)."""
+        used = self._host.measure_worker(pid, backend, device)
+        if not used:
+            return None
+        return self.record_measurement(model_ref, backend, used, worker_id=worker_id)
+
+    def reservation(self, worker_id: str) -> Reservation | None:
+        """The worker's reservation, if it holds one."""
+        with self._lock:
+            return self._reservations.get(worker_id)
+
     def release(self, worker_id: str) -> Reservation | None:
         """Forget the worker (it stopped, failed, or was never launched): its memory and its
         slot are free again. Returns what it held; None if it held nothing."""
@@ -350,23 +398,10 @@ class Admission:
         def answer(code: RefusalCode | None, message: str, **figures: Any) -> CapacityAnswer:
             return attrs.evolve(base, fits=code is None, code=code, message=message, **figures)
 
-        available_backends = sorted({d.backend.value for d in devices})
         try:
-            backend = Backend(backend_name)
-        except ValueError:
-            return answer(
-                RefusalCode.BACKEND_UNAVAILABLE,
-                f"unknown backend {backend_name!r}; rbee-hive knows "
-                f"{', '.join(b.value for b in Backend)}, and this machine has "
-                f"{', '.join(available_backends)}",
-            )
-        if backend.value not in available_backends:
-            why = f" ({inventory.reason})" if backend is Backend.CUDA and inventory.reason else ""
-            return answer(
-                RefusalCode.BACKEND_UNAVAILABLE,
-                f"backend {backend.value!r} is not available on this machine{why}; "
-                f"available: {', '.join(available_backends)}",
-            )
+            backend = self._backend(backend_name, inventory)
+        except _Unplaceable as err:
+            return answer(err.code, err.message)
 
         need = self._need(model_ref, model_size, backend)
         figures: dict[str, Any] = {
@@ -375,9 +410,9 @@ class Admission:
             "basis": need.basis,
         }
         try:
-            place = self._place(backend, device, inventory)
-        except DeviceNotFound as err:
-            return answer(RefusalCode.INVALID_DEVICE, str(err), **figures)
+            place = self._spot(backend, device, inventory)
+        except _Unplaceable as err:
+            return answer(err.code, err.message, **figures)
         figures.update(device=place.device, gpu_uuid=place.gpu_uuid)
         where = self._where(place)
 
@@ -443,31 +478,53 @@ class Admission:
             **figures,
         )
 
-    def _place(self, backend: Backend, device: int | str, inventory: GpuInventory) -> _Placement:
+    def _backend(self, backend_name: Backend | str, inventory: GpuInventory) -> Backend:
+        """The backend, if rbee-hive knows it and this machine has it."""
+        available = sorted(b.backend.value for b in self._host.backends(inventory))
+        try:
+            backend = Backend(backend_name)
+        except ValueError:
+            raise _Unplaceable(
+                RefusalCode.BACKEND_UNAVAILABLE,
+                f"unknown backend {backend_name!r}; rbee-hive knows "
+                f"{', '.join(b.value for b in Backend)}, and this machine has "
+                f"{', '.join(available)}",
+            ) from None
+        if backend.value not in available:
+            why = f" ({inventory.reason})" if backend is Backend.CUDA and inventory.reason else ""
+            raise _Unplaceable(
+                RefusalCode.BACKEND_UNAVAILABLE,
+                f"backend {backend.value!r} is not available on this machine{why}; "
+                f"available: {', '.join(available)}",
+            )
+        return backend
+
+    def _spot(self, backend: Backend, device: int | str, inventory: GpuInventory) -> _Spot:
+        """The one place a device request becomes a placement (GPUs by index or UUID)."""
         if backend is Backend.CUDA:
-            gpu = self._host.resolve_gpu(device, inventory)
-            return _Placement(
-                backend=backend,
-                device=gpu.index,
-                gpu_uuid=gpu.uuid,
+            try:
+                gpu = self._host.resolve_gpu(device, inventory)
+            except DeviceNotFound as err:
+                raise _Unplaceable(RefusalCode.INVALID_DEVICE, str(err)) from None
+            return _Spot(
+                placement=Placement(backend=backend, device=gpu.index, gpu_uuid=gpu.uuid),
                 gpu_name=gpu.name,
                 free_bytes=gpu.memory_free_bytes,
             )
-        if str(device).strip() != "0":
-            raise DeviceNotFound(
+        if isinstance(device, bool) or str(device).strip() != "0":
+            raise _Unplaceable(
+                RefusalCode.INVALID_DEVICE,
                 f"backend {backend.value} has one device, 0 (the whole host); got {device!r}. "
-                f"GPUs here (backend cuda): {describe_gpus(inventory.gpus)}"
+                f"GPUs here (backend cuda): {describe_gpus(inventory.gpus)}",
             )
-        return _Placement(
-            backend=backend,
-            device=0,
-            gpu_uuid=None,
+        return _Spot(
+            placement=Placement(backend=backend, device=0),
             gpu_name=None,
             free_bytes=self._host.memory().available_bytes,
         )
 
     @staticmethod
-    def _where(place: _Placement) -> str:
+    def _where(place: _Spot) -> str:
         if place.backend is Backend.CUDA:
             return f"GPU {place.device} ({place.gpu_name}, {place.gpu_uuid})"
         if place.backend is Backend.METAL:
@@ -488,7 +545,7 @@ class Admission:
         return tuple(found)
 
 
-def _same_pool(reservation: Reservation, place: _Placement) -> bool:
+def _same_pool(reservation: Reservation, place: _Spot) -> bool:
     """Whether the reservation takes from the memory ``place`` draws on: the same GPU for
     cuda; host RAM for cpu and metal (Apple's unified memory is host RAM)."""
     if place.backend is Backend.CUDA:
