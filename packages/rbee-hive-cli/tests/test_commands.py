@@ -92,6 +92,6 @@ def test_detect_works_without_a_gpu() -> None:
 
 
 def test_public_api_matches_all() -> None:
-    exported = {n for n in dir(rbee_hive_cli) if not n.startswith("_")}
+    exported = {n for n in dir(rbee_hive_cli) if not n.startswith("_")} | {"__version__"}
     assert set(rbee_hive_cli.__all__) <= exported
     assert exported - set(rbee_hive_cli.__all__) <= {"exceptions"}

@@ -7,7 +7,7 @@ import rbee_hive_http_middleware as package
 
 
 def test_all_lists_exactly_the_public_names() -> None:
-    public = {name for name in vars(package) if not name.startswith("_")}
+    public = {name for name in vars(package) if not name.startswith("_")} | {"__version__"}
     public -= {"exceptions"}  # the submodule, importable by its own name
     assert set(package.__all__) == public
     assert len(package.__all__) == len(set(package.__all__))

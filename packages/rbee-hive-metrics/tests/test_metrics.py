@@ -108,7 +108,9 @@ def families(body: bytes) -> dict[str, str]:
 
 
 def test_public_names_are_exported_and_documented() -> None:
-    exported = {name for name in dir(rbee_hive_metrics) if not name.startswith("_")}
+    exported = {name for name in dir(rbee_hive_metrics) if not name.startswith("_")} | {
+        "__version__"
+    }
     assert set(rbee_hive_metrics.__all__) == exported - {"exceptions"}
     for name in rbee_hive_metrics.__all__:
         obj = getattr(rbee_hive_metrics, name)

@@ -21,7 +21,7 @@ from rbee_hive_monitor._ports import PortAllocator
 
 
 def test_public_names_match_all() -> None:
-    exported = {n for n in dir(rbee_hive_monitor) if not n.startswith("_")}
+    exported = {n for n in dir(rbee_hive_monitor) if not n.startswith("_")} | {"__version__"}
     assert set(rbee_hive_monitor.__all__) == exported - {"exceptions"}
     for name in rbee_hive_monitor.__all__:
         assert getattr(rbee_hive_monitor, name).__doc__ or name.isupper()

@@ -124,7 +124,7 @@ def test_the_list_wrapper_is_required() -> None:
 
 
 def test_public_api_matches_all() -> None:
-    exported = {n for n in dir(rbee_hive_registry) if not n.startswith("_")}
+    exported = {n for n in dir(rbee_hive_registry) if not n.startswith("_")} | {"__version__"}
     assert set(rbee_hive_registry.__all__) <= exported
     modules = {"exceptions"}
     assert exported - set(rbee_hive_registry.__all__) <= modules

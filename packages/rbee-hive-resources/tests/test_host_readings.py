@@ -35,7 +35,9 @@ HugePages_Total:       0
 
 
 def test_public_names_are_exported_and_documented() -> None:
-    exported = {name for name in dir(rbee_hive_resources) if not name.startswith("_")}
+    exported = {name for name in dir(rbee_hive_resources) if not name.startswith("_")} | {
+        "__version__"
+    }
     modules = {"exceptions"}
     assert set(rbee_hive_resources.__all__) == exported - modules
     for name in rbee_hive_resources.__all__:

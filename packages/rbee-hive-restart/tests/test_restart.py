@@ -157,6 +157,6 @@ def test_nonsense_settings_are_refused(build: object) -> None:
 
 
 def test_public_api_matches_all() -> None:
-    exported = {n for n in dir(rbee_hive_restart) if not n.startswith("_")}
+    exported = {n for n in dir(rbee_hive_restart) if not n.startswith("_")} | {"__version__"}
     assert set(rbee_hive_restart.__all__) <= exported
     assert exported - set(rbee_hive_restart.__all__) <= {"exceptions"}

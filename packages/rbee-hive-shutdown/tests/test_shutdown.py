@@ -162,5 +162,5 @@ async def test_one_signal_delivered_twice_is_not_a_force(
 
 
 def test_public_api_matches_all() -> None:
-    exported = {n for n in dir(rbee_hive_shutdown) if not n.startswith("_")}
+    exported = {n for n in dir(rbee_hive_shutdown) if not n.startswith("_")} | {"__version__"}
     assert set(rbee_hive_shutdown.__all__) == exported

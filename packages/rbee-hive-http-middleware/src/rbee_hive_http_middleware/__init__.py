@@ -70,6 +70,8 @@ from rbee_hive_http_middleware.exceptions import (
     TokenFileExists,
 )
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "AUTH_IDENTITY_KEY",
     "CALLBACK_WORKER_ID_KEY",
@@ -117,6 +119,7 @@ __all__ = [
     "TokenFileExists",
     "TrustedProxies",
     "VerifyReport",
+    "__version__",
     "callback_worker_id",
     "canonical_json",
     "client_address",

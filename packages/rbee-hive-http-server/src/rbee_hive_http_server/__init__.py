@@ -21,6 +21,8 @@ from rbee_hive_http_server._spawn import (
 )
 from rbee_hive_http_server.exceptions import ApiError, HiveClientError
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "MAX_BODY_BYTES",
     "PUBLIC_PATHS",
@@ -39,6 +41,7 @@ __all__ = [
     "ResourceView",
     "SpawnRequest",
     "SpawnService",
+    "__version__",
     "build_openapi",
     "create_app",
 ]

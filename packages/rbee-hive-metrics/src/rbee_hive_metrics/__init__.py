@@ -28,6 +28,8 @@ from rbee_hive_metrics._live import (
 )
 from rbee_hive_metrics.exceptions import MetricsError, UnknownLabelValue
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "DOWNLOAD_OUTCOMES",
     "LIVE_FAMILIES",
@@ -46,5 +48,6 @@ __all__ = [
     "ShutdownReport",
     "UnknownLabelValue",
     "WorkerRow",
+    "__version__",
     "wants_openmetrics",
 ]

@@ -35,6 +35,8 @@ from rbee_hive_monitor.exceptions import (
     WorkerNotReadyable,
 )
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "LLAMA_CPP_PYTHON_ARGV",
     "PLACEHOLDERS",
@@ -59,6 +61,7 @@ __all__ = [
     "WorkerHttp",
     "WorkerNotReadyable",
     "WorkerSpec",
+    "__version__",
     "engine_from_config",
     "mask_url",
     "openai_engine",

@@ -43,6 +43,8 @@ from rbee_hive_provisioner.exceptions import (
     UnknownDownload,
 )
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "ACCEPTED_FORMS",
     "CACHED_DOWNLOAD_ID",
@@ -80,6 +82,7 @@ __all__ = [
     "RepoCache",
     "UnknownDownload",
     "VerifyResult",
+    "__version__",
     "choose_gguf",
     "is_final",
     "scan_cache",

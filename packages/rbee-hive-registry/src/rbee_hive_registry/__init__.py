@@ -35,6 +35,8 @@ from rbee_hive_registry.exceptions import (
     WorkerNotFound,
 )
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "TRANSITIONS",
     "ChangeKind",
@@ -52,6 +54,7 @@ __all__ = [
     "WorkerNotFound",
     "WorkerRegistry",
     "WorkerState",
+    "__version__",
     "converter",
     "format_timestamp",
     "parse_timestamp",

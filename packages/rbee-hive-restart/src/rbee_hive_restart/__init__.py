@@ -17,6 +17,8 @@ from rbee_hive_restart._tracker import (
 )
 from rbee_hive_restart.exceptions import InvalidRestartSetting
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "Backoff",
     "BreakerSettings",
@@ -27,4 +29,5 @@ __all__ = [
     "RestartPolicy",
     "RestartTracker",
     "StayDown",
+    "__version__",
 ]

@@ -12,4 +12,6 @@ from rbee_hive_shutdown._shutdown import (
     ShutdownReport,
 )
 
-__all__ = ["DUPLICATE_WINDOW", "SIGNALS", "GracefulShutdown", "ShutdownReport"]
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
+__all__ = ["DUPLICATE_WINDOW", "SIGNALS", "GracefulShutdown", "ShutdownReport", "__version__"]
