@@ -18,12 +18,15 @@ if _typing.TYPE_CHECKING:
     from rbee_hive_cli._daemon import run_daemon
     from rbee_hive_cli._settings import SETTINGS, Address, HiveSettings, load_settings
 
+__version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
+
 __all__ = [
     "SETTINGS",
     "Address",
     "DaemonStartError",
     "HiveSettings",
     "SettingError",
+    "__version__",
     "load_settings",
     "main",
     "run_daemon",
