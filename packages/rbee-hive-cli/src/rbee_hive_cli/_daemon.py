@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import gc
 import logging
@@ -11,7 +10,6 @@ import shutil
 import socket
 import sys
 from contextlib import AsyncExitStack
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import anyio
@@ -20,6 +18,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from rbee_hive_cli._settings import Address, HiveSettings
+from rbee_hive_cli._version import hive_version
 from rbee_hive_cli._wiring import (
     AuditAdapter,
     MetricsAdapter,
@@ -61,14 +60,6 @@ from rbee_hive_restart import Backoff, BreakerSettings, RestartPolicy
 from rbee_hive_shutdown import GracefulShutdown, ShutdownReport
 
 log = logging.getLogger("rbee_hive.daemon")
-
-
-def hive_version() -> str:
-    """The installed rbee-hive version (the app's, else the CLI component's)."""
-    for dist in ("rbee-hive", "rbee-hive-cli"):
-        with contextlib.suppress(PackageNotFoundError):
-            return version(dist)
-    return "0+unknown"
 
 
 def configure_logging(level: str) -> None:

@@ -1,32 +1,33 @@
-"""The ``rbee-hive`` command."""
+"""The ``rbee-hive`` command.
+
+rbee-keeper runs this over SSH, so ``--help`` and ``--version`` must answer at once: this
+module imports only click at the top. The daemon stack (hypercorn, starlette, aiohttp, the
+supervisor, the provisioner, NVML) and even the HTTP client are imported inside the commands
+that use them; ``tests/test_startup.py`` pins that.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 import click
 
-from rbee_hive_cli._daemon import configure_logging, hive_version, run_daemon
 from rbee_hive_cli._output import ProgressLine, emit_json, human_bytes, table
-from rbee_hive_cli._settings import HiveSettings, load_settings
-from rbee_hive_cli.exceptions import DaemonStartError, SettingError
-from rbee_hive_http_middleware import (
-    TokenFileExists,
-    create_token_file,
-    load_token_file,
-    verify_audit_dir,
-)
-from rbee_hive_http_server import HiveClient, HiveClientError
+
+if TYPE_CHECKING:
+    from rbee_hive_cli._settings import HiveSettings
+    from rbee_hive_http_server import HiveClient
 
 T = TypeVar("T")
 
 
 def _settings(**flags: Any) -> HiveSettings:
+    from rbee_hive_cli._settings import load_settings
+    from rbee_hive_cli.exceptions import SettingError
+
     config = flags.pop("config", None)
     try:
         return load_settings(flags, config=Path(config) if config else None)
@@ -36,6 +37,8 @@ def _settings(**flags: Any) -> HiveSettings:
 
 def _client_token(settings: HiveSettings) -> str | None:
     if settings.token_file is not None:
+        from rbee_hive_http_middleware import load_token_file
+
         try:
             return load_token_file(settings.token_file)
         except Exception as err:
@@ -58,6 +61,10 @@ def _ask(
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    import anyio
+
+    from rbee_hive_http_server import HiveClientError
+
     try:
         return anyio.run(fn)
     except HiveClientError as err:
@@ -84,12 +91,33 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _hive(
     addr: str | None, token_file: str | None, config: str | None
 ) -> tuple[HiveSettings, HiveClient]:
+    from rbee_hive_http_server import HiveClient
+
     settings = _settings(addr=addr, token_file=token_file, config=config)
     return settings, HiveClient(str(settings.addr), _client_token(settings))
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # click.version_option wants the version string when the command is defined, which would
+    # read package metadata on every invocation; this reads it only for --version.
+    if not value or ctx.resilient_parsing:
+        return
+    from rbee_hive_cli._version import hive_version
+
+    click.echo(f"rbee-hive, version {hive_version()}")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(hive_version(), "--version", "-V", prog_name="rbee-hive")
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 def main() -> None:
     """rbee-hive: the per-machine pool manager of rbee. It downloads models, starts inference
     workers, keeps them healthy and stops them cleanly.
@@ -109,6 +137,11 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def daemon(**flags: Any) -> None:
     """Run the hive in the foreground until SIGTERM or SIGINT (twice to force)."""
+    import logging
+
+    from rbee_hive_cli._daemon import configure_logging, run_daemon
+    from rbee_hive_cli.exceptions import DaemonStartError, SettingError
+
     settings = _settings(**flags)
     configure_logging(settings.log_level)
     try:
@@ -295,6 +328,10 @@ def models_download(
     model_ref: str, addr: str | None, token_file: str | None, config: str | None, as_json: bool
 ) -> None:
     """Download MODEL_REF into the shared Hugging Face cache, with progress."""
+    import anyio
+
+    from rbee_hive_http_server import HiveClientError
+
     settings, client = _hive(addr, token_file, config)
 
     async def through_daemon() -> dict[str, Any]:
@@ -398,6 +435,8 @@ def models_verify(
 @client_options
 def status(addr: str | None, token_file: str | None, config: str | None, as_json: bool) -> None:
     """Workers by state, devices and downloads of the running daemon."""
+    from rbee_hive_http_server import HiveClientError
+
     _, client = _hive(addr, token_file, config)
 
     async def go() -> dict[str, Any]:
@@ -451,6 +490,8 @@ def token() -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 def token_create(file: str | None) -> None:
     """Write a new random token to FILE (mode 0600) and print where it is."""
+    from rbee_hive_http_middleware import TokenFileExists, create_token_file
+
     path = Path(file) if file else Path.home() / ".config" / "rbee" / "hive.token"
     try:
         written = create_token_file(path)
@@ -469,6 +510,8 @@ def audit() -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False))
 def audit_verify(directory: str | None, state_dir: str | None) -> None:
     """Check the hash chain of every audit file; names the first broken link."""
+    from rbee_hive_http_middleware import verify_audit_dir
+
     if directory is None:
         directory = str(_settings(state_dir=state_dir).state_dir / "audit")
     report = verify_audit_dir(Path(directory))
