@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -19,6 +23,49 @@ HIDDEN_ENV = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
 """Hive variables a worker never inherits: the model hub token is the hive's, not theirs."""
 
 _TAIL_BYTES = 64 * 1024
+
+# Runs in the new process between fork and the worker's exec (anyio has no preexec_fn, and a
+# preexec_fn would run Python in a forked copy of a threaded daemon anyway). It asks the kernel
+# for argv[2] when the parent dies, then execs the worker; PDEATHSIG survives execve (only a
+# set-user-ID program clears it). If the parent already died before prctl, it stops at once.
+_DEATHSIG_TRAMPOLINE = """\
+import ctypes, os, sys
+parent, sig, program = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(1, sig, 0, 0, 0) != 0:
+    sys.stderr.write("=== prctl(PR_SET_PDEATHSIG) failed: %s\\n" % os.strerror(ctypes.get_errno()))
+    os._exit(126)
+if os.getppid() != parent:
+    os._exit(125)
+try:
+    os.execv(program, sys.argv[4:])
+except OSError as err:
+    sys.stderr.write("=== exec %s failed: %s\\n" % (program, err))
+    os._exit(127)
+"""
+
+
+class ProcessHandle(Protocol):
+    """What the supervisor needs of a worker's OS process: a child it started (anyio's
+    ``Process``) or a process it adopted after a hive restart (``AdoptedProcess``)."""
+
+    @property
+    def pid(self) -> int:
+        """The process id; the worker leads its own session, so it is the group id too."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once known; always None for a process that is not our child."""
+        ...
+
+    async def wait(self) -> int | None:
+        """Wait for the exit; the exit status, or None when it cannot be known."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the handle holds (pipes, a pidfd)."""
+        ...
 
 
 class ProgramNotStarted(Exception):
@@ -79,7 +126,7 @@ class WorkerProcess:
     child watcher reaps it); ``exited`` is set as soon as that happens.
     """
 
-    process: anyio.abc.Process
+    process: ProcessHandle
     launch: int
     """1 for the first launch of this worker, 2 for the first restart, ..."""
     port: int
@@ -160,12 +207,17 @@ async def launch_process(
     log_path: Path,
     header: str,
     secret_urls: tuple[str, ...],
+    parent_death_signal: int | None = None,
 ) -> tuple[anyio.abc.Process, int]:
     """Start ``argv`` in its own session with stdout and stderr appended to ``log_path``.
 
     Writes a header line (``header`` and the argv, secrets masked) first; returns the process
     and the offset of the header. Raises ``ProgramNotStarted`` when the OS refuses to run the
     program (a line saying so goes to the log too), ``OSError`` when the log cannot be opened.
+
+    With ``parent_death_signal`` (Linux), the kernel sends that signal to the worker when the
+    thread that started it dies: call this from the event loop's thread, which lives as long
+    as the hive (the daemon runs its loop in the main thread), never from a worker thread.
     """
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -173,9 +225,12 @@ async def launch_process(
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         line = f"=== {stamp} {header}: {redact(shlex.join(argv), secret_urls)}\n"
         os.write(fd, line.encode("utf-8", errors="replace"))
+        command = argv
         try:
+            if parent_death_signal is not None:
+                command = _with_death_signal(argv, env, parent_death_signal)
             process = await anyio.open_process(
-                argv,
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=subprocess.STDOUT,
@@ -188,3 +243,20 @@ async def launch_process(
     finally:
         os.close(fd)
     return process, offset
+
+
+def _with_death_signal(argv: list[str], env: Mapping[str, str], sig: int) -> list[str]:
+    """``argv`` run through the PDEATHSIG trampoline. The program is resolved here, as exec
+    would resolve it, so a missing or non-executable program is the usual ``OSError``."""
+    program = argv[0]
+    if os.sep not in program:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        program = found
+    elif not os.path.isfile(program):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    elif not os.access(program, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    trampoline = [sys.executable, "-I", "-S", "-c", _DEATHSIG_TRAMPOLINE]
+    return [*trampoline, str(os.getpid()), str(sig), program, *argv]
