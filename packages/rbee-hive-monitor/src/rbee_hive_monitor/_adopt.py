@@ -23,9 +23,10 @@ from rbee_hive_monitor._state_file import PersistedWorker
 class AdoptedProcess:
     """A worker process this hive did not start, watched through a pidfd.
 
-    Satisfies ``ProcessHandle``: ``wait`` returns when the process ends (the pidfd becomes
-    readable, which works for a process that is not our child) and always returns None; the
-    exit status goes to whoever reaps it (init, or a subreaper), not to us.
+    Satisfies ``_process.OsProcess``, so a ``WorkerProcess`` wraps it as it wraps a child:
+    ``wait`` returns when the process ends (the pidfd becomes readable, which works for a
+    process that is not our child) and always returns None; the exit status goes to whoever
+    reaps it (init, or a subreaper), not to us.
     """
 
     def __init__(self, pid: int, pidfd: int) -> None:

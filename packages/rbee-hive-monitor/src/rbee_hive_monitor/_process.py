@@ -45,9 +45,9 @@ except OSError as err:
 """
 
 
-class ProcessHandle(Protocol):
-    """What the supervisor needs of a worker's OS process: a child it started (anyio's
-    ``Process``) or a process it adopted after a hive restart (``AdoptedProcess``)."""
+class OsProcess(Protocol):
+    """What ``WorkerProcess`` needs of the OS process under it: a child it started (anyio's
+    ``Process``) or a process adopted after a hive restart (``_adopt.AdoptedProcess``)."""
 
     @property
     def pid(self) -> int:
@@ -126,7 +126,7 @@ class WorkerProcess:
     child watcher reaps it); ``exited`` is set as soon as that happens.
     """
 
-    process: ProcessHandle
+    process: OsProcess
     launch: int
     """1 for the first launch of this worker, 2 for the first restart, ..."""
     port: int
