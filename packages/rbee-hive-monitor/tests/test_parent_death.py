@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rbee_hive_monitor import InvalidSupervisorSetting, SupervisorSettings
 from rbee_hive_monitor._identity import read_identity
 from rbee_hive_monitor._process import ProgramNotStarted, launch_process
 
@@ -135,3 +136,10 @@ async def test_a_program_that_is_not_executable_is_refused(tmp_path: Path) -> No
             parent_death_signal=signal.SIGTERM,
         )
     assert isinstance(caught.value.error, PermissionError)
+
+
+def test_the_setting_is_refused_off_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(InvalidSupervisorSetting, match="kill_workers_on_exit needs Linux"):
+        SupervisorSettings(log_dir=tmp_path, kill_workers_on_exit=True)
+    assert SupervisorSettings(log_dir=tmp_path).kill_workers_on_exit is False

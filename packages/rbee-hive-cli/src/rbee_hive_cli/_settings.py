@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -166,6 +167,29 @@ def parse_host(text: str) -> str:
     return text
 
 
+def parse_bool(text: str | bool) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``; TOML booleans)."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_kill_workers_on_exit(text: str | bool) -> bool:
+    """A boolean; true is refused off Linux, where PR_SET_PDEATHSIG does not exist."""
+    value = parse_bool(text)
+    if value and not sys.platform.startswith("linux"):
+        raise ValueError(
+            f"needs Linux (PR_SET_PDEATHSIG), this is {sys.platform}; leave it off (workers "
+            "then outlive a killed hive and the next hive adopts them)"
+        )
+    return value
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def wrapped(value: Any) -> Any:
         if value in ("", "none", "off"):
@@ -185,7 +209,7 @@ def _path(value: Any) -> Path:
 
 SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "addr": (parse_address, "127.0.0.1:9200", "where the daemon listens (HOST:PORT)"),
-    "state_dir": (_path, None, "catalog, audit trail, worker logs"),
+    "state_dir": (_path, None, "catalog, audit trail, worker logs, workers.json (adoption)"),
     "worker_binary": (_optional(str), None, "the llm-worker-rbee program"),
     "token_file": (_optional(_path), None, "file holding the API token (mode 0600)"),
     "models_dir": (_optional(_path), None, "Hugging Face cache folder override"),
@@ -204,6 +228,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "breaker_window": (parse_seconds, 300.0, "the breaker's window in seconds"),
     "restart_reset_after": (parse_seconds, 600.0, "stable seconds that reset the backoff"),
     "stop_timeout": (parse_seconds, 10.0, "graceful signal -> SIGKILL, per worker"),
+    "kill_workers_on_exit": (
+        parse_kill_workers_on_exit,
+        False,
+        "workers die with the daemon (PDEATHSIG), so none is left to adopt (Linux)",
+    ),
     "shutdown_deadline": (parse_seconds, 30.0, "all workers stopped within this at shutdown"),
     "default_engine": (parse_host, "rbee", "engine when a spawn names none"),
     "ram_reserve": (parse_bytes, "2GiB", "RAM kept free by admission"),

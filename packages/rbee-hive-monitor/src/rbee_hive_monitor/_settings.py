@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -59,6 +60,13 @@ class SupervisorSettings:
     """A process that ran this long resets the backoff."""
     idle_timeout: float | None = None
     """Stop an idle worker this long after its last real use; None: never."""
+    state_file: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    """Where running workers are written down (``<state-dir>/workers.json``), so that a hive
+    restarted after a crash or ``kill -9`` adopts the workers still running; None: not kept,
+    and nothing is adopted."""
+    kill_workers_on_exit: bool = False
+    """Workers get PR_SET_PDEATHSIG (SIGTERM): they die with the hive, however it ends, so a
+    killed hive leaves no workers to adopt. Linux only."""
 
     def __attrs_post_init__(self) -> None:
         first, last = self.port_range
@@ -98,6 +106,11 @@ class SupervisorSettings:
                 "idle_timeout",
                 self.idle_timeout,
                 "a number of seconds > 0, or None to never stop idle workers",
+            )
+        if self.kill_workers_on_exit and not sys.platform.startswith("linux"):
+            raise InvalidSupervisorSetting(
+                "setting kill_workers_on_exit needs Linux (PR_SET_PDEATHSIG); this is "
+                f"{sys.platform}. Turn it off: workers then outlive a killed hive"
             )
         for name in ("worker_host", "bind_host"):
             value = getattr(self, name)
