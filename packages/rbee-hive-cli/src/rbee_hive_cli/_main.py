@@ -135,6 +135,13 @@ def main() -> None:
 @click.option("--token-file", type=click.Path(dir_okay=False), help="API token file (mode 0600)")
 @click.option("--config", type=click.Path(dir_okay=False), help="[$XDG_CONFIG_HOME/rbee/hive.toml]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--kill-workers-on-exit",
+    is_flag=True,
+    default=None,
+    help="workers die with the daemon, even on kill -9 (Linux PDEATHSIG); else a restarted "
+    "daemon adopts them [RBEE_HIVE_KILL_WORKERS_ON_EXIT]",
+)
 def daemon(**flags: Any) -> None:
     """Run the hive in the foreground until SIGTERM or SIGINT (twice to force)."""
     import logging
