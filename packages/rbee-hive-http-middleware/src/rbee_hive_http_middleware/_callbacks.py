@@ -73,6 +73,21 @@ class CallbackSecrets:
         self._digest_by_worker[worker_id] = digest
         return secret
 
+    def restore(self, worker_id: str, secret: str) -> bool:
+        """Accept ``secret`` for ``worker_id`` again: a worker adopted after a hive restart
+        still reports to the URL the previous hive gave it. False (and nothing changes) when
+        ``secret`` is not well-formed or is another worker's."""
+        if _SECRET.fullmatch(secret) is None:
+            return False
+        digest = self._digest(secret)
+        owner = self._worker_by_digest.get(digest)
+        if owner is not None and owner != worker_id:
+            return False
+        self.revoke(worker_id)
+        self._worker_by_digest[digest] = worker_id
+        self._digest_by_worker[worker_id] = digest
+        return True
+
     def revoke(self, worker_id: str) -> None:
         """Forget ``worker_id``'s secret (on stop, crash, removal); unknown ids are ignored."""
         digest = self._digest_by_worker.pop(worker_id, None)

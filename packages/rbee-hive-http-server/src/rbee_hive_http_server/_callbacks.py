@@ -22,6 +22,15 @@ class CallbackUrls:
         """A fresh secret URL for the worker (an older one stops working)."""
         return self.base_url.rstrip("/") + self.secrets.callback_path(self.secrets.issue(worker_id))
 
+    def restore(self, worker_id: str, url: str) -> bool:
+        """Accept a URL an earlier hive issued to ``worker_id`` (the worker was adopted after
+        a hive restart); False when it is not one of this hive's callback URLs (the hive now
+        listens elsewhere) or its secret is not acceptable."""
+        prefix = self.base_url.rstrip("/") + self.secrets.callback_path("")
+        if not url.startswith(prefix):
+            return False
+        return self.secrets.restore(worker_id, url[len(prefix) :])
+
     def revoke(self, worker_id: str) -> None:
         """The worker is gone: its URL stops working."""
         self.secrets.revoke(worker_id)
