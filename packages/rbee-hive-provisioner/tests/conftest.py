@@ -22,6 +22,19 @@ from aiohttp import web
 from rbee_hive_provisioner import ProvisionerSettings
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+HF_VARIABLES = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_ENDPOINT",
+    "HF_HOME",
+    "XDG_CACHE_HOME",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+)
+"""The environment huggingface_hub reads; each test starts without any of it."""
 _PIECE = 64 * 1024
 
 
@@ -32,7 +45,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def _clean_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HF_TOKEN", "HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE"):
+    for name in HF_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -241,7 +241,17 @@ async def test_unknown_repository_and_file_are_not_found_up_front(
             with pytest.raises(ModelNotFound) as info:
                 await prov.start_download(ModelRef.parse(text))
             assert (info.value.code, info.value.http_status) == ("MODEL_NOT_FOUND", 404), text
-        assert prov.downloads() == []
+        # Nothing runs, but each refusal stays visible as a failed download (status, audit).
+        ended = prov.downloads()
+        assert [str(d.ref) for d in ended] == [
+            "hf:nobody/nothing",
+            f"hf:{REPO}:missing.gguf",
+            f"hf:{REPO}@nobranch",
+        ]
+        assert all(not d.active and isinstance(d.state, DownloadError) for d in ended)
+        assert {d.state.code for d in ended if isinstance(d.state, DownloadError)} == {
+            "MODEL_NOT_FOUND"
+        }
     assert hub.cdn_gets() == 0
 
 

@@ -25,7 +25,7 @@ Gguf = Callable[..., bytes]
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub read HF_HUB_OFFLINE when it was imported; rbee-hive downloads first.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
 

@@ -3,6 +3,8 @@
 Open a ``Provisioner`` with ``ProvisionerSettings``; parse input with ``ModelRef.parse``;
 ``start_download``/``subscribe``/``wait``/``ensure`` fetch models, ``list_models``/
 ``remove``/``verify`` manage the catalog. ``to_wire`` gives progress events their JSON shape.
+``hf_hub_cache``/``hf_home``/``hf_hub_offline``/``hf_token_path`` are huggingface_hub's
+environment rules.
 """
 
 from rbee_hive_provisioner._cache import CachedFile, RepoCache, scan_cache
@@ -25,7 +27,13 @@ from rbee_hive_provisioner._results import (
     ProvisionerStats,
     VerifyResult,
 )
-from rbee_hive_provisioner._settings import ProvisionerSettings
+from rbee_hive_provisioner._settings import (
+    ProvisionerSettings,
+    hf_home,
+    hf_hub_cache,
+    hf_hub_offline,
+    hf_token_path,
+)
 from rbee_hive_provisioner._tracker import DownloadStatus, DownloadTracker, ProgressSubscription
 from rbee_hive_provisioner._wire import to_wire
 from rbee_hive_provisioner.exceptions import (
@@ -35,6 +43,7 @@ from rbee_hive_provisioner.exceptions import (
     DownloadFailed,
     DownloadStalled,
     GatedModel,
+    HubOffline,
     InsufficientDisk,
     InvalidModelRef,
     ModelNotFound,
@@ -68,6 +77,7 @@ __all__ = [
     "DownloadTracker",
     "FreeSpaceAdmission",
     "GatedModel",
+    "HubOffline",
     "InsufficientDisk",
     "InvalidModelRef",
     "LocalModel",
@@ -84,6 +94,10 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "choose_gguf",
+    "hf_home",
+    "hf_hub_cache",
+    "hf_hub_offline",
+    "hf_token_path",
     "is_final",
     "scan_cache",
     "to_wire",

@@ -16,8 +16,9 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
-from rbee_hive_provisioner._cache import RepoCache, remove_snapshot_file
+from rbee_hive_provisioner._cache import CachedFile, RepoCache, remove_snapshot_file
 from rbee_hive_provisioner._catalog import Catalog, CatalogEntry
+from rbee_hive_provisioner._choice import choose_gguf
 from rbee_hive_provisioner._disk import DiskAdmission, FreeSpaceAdmission
 from rbee_hive_provisioner._events import DownloadComplete, DownloadError, DownloadProgress
 from rbee_hive_provisioner._hub import HubClient, RemoteFile
@@ -40,6 +41,7 @@ from rbee_hive_provisioner.exceptions import (
     DownloadFailed,
     DownloadStalled,
     GatedModel,
+    HubOffline,
     InsufficientDisk,
     ModelNotFound,
     ModelNotInCatalog,
@@ -59,6 +61,7 @@ _HTTP_STATUS = {
         ChecksumMismatch,
         DownloadStalled,
         DownloadCancelled,
+        HubOffline,
     )
 }
 _READ_BUFFER = 4 * 2**20  # aiohttp buffers up to twice this before it pauses reading
@@ -85,10 +88,13 @@ class _Download:
 class Provisioner:
     """Model references in, verified local files out; open it with ``Provisioner.open``.
 
-    Up-front errors (``InvalidModelRef`` at parse time, then ``ModelNotFound``,
-    ``GatedModel``, ``AmbiguousModel``, ``InsufficientDisk`` and a hub that stays unreachable)
-    are raised by ``start_download`` itself; everything after the first byte (resets, stalls,
-    checksum mismatches, cancellation) ends the download in its error state.
+    Up-front errors (``InvalidModelRef`` at parse time, then ``HubOffline``,
+    ``ModelNotFound``, ``GatedModel``, ``AmbiguousModel``, ``InsufficientDisk`` and a hub that
+    stays unreachable) are raised by ``start_download`` itself; everything after the first byte
+    (resets, stalls, checksum mismatches, cancellation) ends the download in its error state.
+    Either way the failure is also kept as a failed download in ``downloads()`` (for a
+    while: ``progress_retention``) and handed to ``on_download_end``, so that an operator
+    sees it in ``status`` and in the audit trail.
     """
 
     _settings: ProvisionerSettings
@@ -99,6 +105,8 @@ class Provisioner:
     _tracker: DownloadTracker
     _task_group: TaskGroup
     _clock: Callable[[], float]
+    _offline: bool = False
+    _on_download_end: Callable[[DownloadStatus], None] | None = None
     _downloads: dict[str, _Download] = attrs.Factory(dict)
     _by_key: dict[tuple[str, str, str], str] = attrs.Factory(dict)
     _by_ref: dict[str, str] = attrs.Factory(dict)
@@ -118,14 +126,24 @@ class Provisioner:
         disk_admission: DiskAdmission | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_download_end: Callable[[DownloadStatus], None] | None = None,
     ) -> AsyncIterator[Provisioner]:
         """Open the catalog and the HTTP session; leaving the block cancels running downloads.
 
         Cancelled downloads keep their ``.incomplete`` file; the next download resumes it.
         ``disk_admission`` defaults to free space minus ``settings.disk_reserve_bytes``.
+        ``on_download_end`` is called with the final status of every download that completed,
+        failed (up front or later) or was cancelled; the daemon writes it to the audit trail.
         """
         cache_root = settings.resolved_cache_dir()
         endpoint = settings.resolved_endpoint()
+        offline = settings.resolved_offline()
+        if offline:
+            log.info(
+                "offline mode (HF_HUB_OFFLINE): models come only from the cache at %s; "
+                "anything else is refused at once",
+                cache_root,
+            )
         catalog = await anyio.to_thread.run_sync(Catalog.open, settings.state_dir, cache_root)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.stall_timeout, sock_read=settings.stall_timeout
@@ -147,6 +165,8 @@ class Provisioner:
                     tracker=DownloadTracker(settings.progress_retention, clock),
                     task_group=task_group,
                     clock=clock,
+                    offline=offline,
+                    on_download_end=on_download_end,
                 )
                 try:
                     yield provisioner
@@ -213,6 +233,18 @@ class Provisioner:
             raise ModelNotFound(f"model file {ref.path} does not exist or is not a file")
         if (running := self._by_ref.get(str(ref))) is not None:
             return DownloadTicket(running)
+        try:
+            return await self._start_download(ref)
+        except ProvisionerError as err:
+            self._refused(ref, err)
+            raise
+
+    async def _start_download(self, ref: ModelRef) -> DownloadTicket:
+        if self._offline:
+            found = await self._offline_choice(ref)
+            if found is None:
+                raise HubOffline(str(ref), str(self._cache_root))
+            return DownloadTicket(CACHED_DOWNLOAD_ID, found)
         remote = await self._resolve(ref)
         key = (remote.repo, remote.commit, remote.file)
         aliases = {str(ref)} if ref.file is None else set()
@@ -237,6 +269,45 @@ class Provisioner:
         self._task_group.start_soon(self._run, download_id, name=f"download {remote.ref}")
         log.info("download %s of %s started (%s bytes)", download_id, remote.ref, remote.size)
         return DownloadTicket(download_id)
+
+    async def _offline_choice(self, ref: ModelRef) -> LocalModel | None:
+        """Offline, a file-less reference means the file the usual rule picks among the .gguf
+        files of the cached snapshot its revision points to (``lookup`` already tried the
+        rest). ``AmbiguousModel`` propagates, as it would online."""
+        if ref.repo is None or ref.file is not None:
+            return None
+        repo_cache = RepoCache(self._cache_root, ref.repo)
+
+        def find() -> CachedFile | None:
+            commit = repo_cache.read_ref(ref.revision)
+            if commit is None:
+                return None
+            snapshot = repo_cache.folder / "snapshots" / commit
+            if not snapshot.is_dir():
+                return None
+            names = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*")]
+            try:
+                file = choose_gguf(
+                    str(ref.repo), ref.revision, names, self._settings.quantization_preference
+                )
+            except ModelNotFound:
+                return None
+            return repo_cache.find(ref.revision, file)
+
+        found = await anyio.to_thread.run_sync(find)
+        if found is None:
+            return None
+        adopted = CatalogEntry.from_cache(found)
+        await anyio.to_thread.run_sync(self._catalog.upsert, adopted, {str(ref)})
+        log.info("offline: %s is %s from the model cache", ref, found.path)
+        return _local(adopted)
+
+    def _refused(self, ref: ModelRef, err: ProvisionerError) -> None:
+        """Keep a download refused before its first byte as a failed download, so that it
+        shows in ``downloads()`` and reaches ``on_download_end`` like any other failure."""
+        download_id = str(uuid.uuid4())
+        self._tracker.start(download_id, ref, DownloadProgress(0, None, 0.0, None))
+        self._fail(download_id, err.code, str(err))
 
     def subscribe(self, download_id: str) -> ProgressSubscription:
         """Progress of a download: the current state first, then updates, ending after the
@@ -301,6 +372,7 @@ class Provisioner:
             download.result = await self._install(remote, download.aliases)
             self._counters.completed += 1
             self._tracker.publish(download_id, DownloadComplete(download.result.path))
+            self._ended(download_id)
             log.info(
                 "download %s of %s complete: %s", download_id, remote.ref, download.result.path
             )
@@ -316,6 +388,7 @@ class Provisioner:
                     "partial file is kept and the next download of it resumes",
                 ),
             )
+            self._ended(download_id)
             raise
         except Exception as err:
             # A bug, or a failure nobody translated: it ends this download, not the hive.
@@ -330,6 +403,20 @@ class Provisioner:
         self._counters.failed += 1
         log.warning("download %s failed: %s: %s", download_id, code, message)
         self._tracker.publish(download_id, DownloadError(code, message))
+        self._ended(download_id)
+
+    def _ended(self, download_id: str) -> None:
+        if self._on_download_end is None:
+            return
+        status = next((s for s in self._tracker.statuses() if s.download_id == download_id), None)
+        if status is None:
+            return
+        try:
+            self._on_download_end(status)
+        except Exception:
+            # The observer (the audit trail) is told about the download; its failure must not
+            # turn a finished download into a failed one.
+            log.exception("on_download_end failed for download %s", download_id)
 
     async def _install(self, remote: RemoteFile, aliases: set[str]) -> LocalModel:
         """Link the verified blob into ``snapshots/``, write ``refs/`` and the catalog row."""

@@ -47,6 +47,26 @@ class AmbiguousModel(ProvisionerError):
         self.choices = choices
 
 
+class HubOffline(ProvisionerError):
+    """Raised by ``start_download`` at once, without any network call, when offline mode is on
+    (``HF_HUB_OFFLINE``, as huggingface_hub reads it) and the model is not in the cache.
+
+    HTTP 409: the request is valid, but this hive was told not to reach the hub.
+    """
+
+    code = "HUB_OFFLINE"
+    http_status = 409
+
+    def __init__(self, ref: str, cache: str) -> None:
+        super().__init__(
+            f"model {ref} is not in the model cache ({cache}) and offline mode is on "
+            "(HF_HUB_OFFLINE), so it cannot be downloaded; put the file into that cache (for "
+            "example with 'hf download' on a connected machine), name a local file as "
+            "file:/abs/path.gguf, or unset HF_HUB_OFFLINE"
+        )
+        self.ref = ref
+
+
 class InsufficientDisk(ProvisionerError):
     """Raised by disk admission before the first byte when the file would not fit.
 
