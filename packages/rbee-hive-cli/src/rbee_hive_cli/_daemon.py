@@ -272,7 +272,11 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         stack.callback(audit.close)
         stack.callback(host.close)
         provisioner = await stack.enter_async_context(
-            Provisioner.open(provisioner_settings, disk_admission=admission.disk_admission)
+            Provisioner.open(
+                provisioner_settings,
+                disk_admission=admission.disk_admission,
+                on_download_end=AuditAdapter(audit).download_ended,
+            )
         )
         metrics = HiveMetrics(
             LiveState(

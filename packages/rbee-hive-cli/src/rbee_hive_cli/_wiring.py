@@ -14,7 +14,7 @@ import attrs
 from rbee_hive_http_middleware import AuditLog
 from rbee_hive_http_server import Admitted
 from rbee_hive_metrics import CatalogFigures, HiveMetrics, WorkerRow
-from rbee_hive_provisioner import Provisioner
+from rbee_hive_provisioner import DownloadComplete, DownloadError, DownloadStatus, Provisioner
 from rbee_hive_registry import WorkerEvent, WorkerInfo, WorkerRegistry, WorkerState
 from rbee_hive_resources import (
     Admission,
@@ -151,6 +151,22 @@ class AuditAdapter:
     def record(self, event: str, *, outcome: str, details: dict[str, Any]) -> None:
         """Append; the audit log itself never raises on a full disk."""
         self.log.record(self._EVENTS.get(event, event), outcome=outcome, details=details)
+
+    def download_ended(self, status: DownloadStatus) -> None:
+        """The provisioner's ``on_download_end``: how each download ended, failures with their
+        code (the route only records that a download started)."""
+        details: dict[str, Any] = {"model_ref": str(status.ref), "download_id": status.download_id}
+        state = status.state
+        if isinstance(state, DownloadComplete):
+            outcome = "complete"
+            details["local_path"] = str(state.local_path)
+        elif isinstance(state, DownloadError):
+            outcome = "cancelled" if state.code == "DOWNLOAD_CANCELLED" else "failed"
+            details["code"] = state.code
+            details["message"] = state.message[:500]
+        else:
+            return
+        self.log.record("model_download_end", outcome=outcome, details=details)
 
 
 def worker_rows(registry: WorkerRegistry) -> Iterable[WorkerRow]:
