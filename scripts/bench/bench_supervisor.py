@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import statistics
@@ -47,7 +48,10 @@ from rbee_hive_restart import Backoff, BreakerSettings
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WORKER = ROOT / "packages" / "rbee-hive-monitor" / "tests" / "fake_worker.py"
 LAUNCHER = (sys.executable, "-S")  # the fake worker needs only the stdlib
-PORTS = (31000, 31999)
+# A random block of 1000 worker ports below the ephemeral range (32768+), so two runs on one
+# machine (or a run next to the tests) rarely hand out the same ports.
+_FIRST_PORT = random.randrange(10_000, 31_000, 1000)
+PORTS = (_FIRST_PORT, _FIRST_PORT + 999)
 
 
 class TinyHttp:
@@ -299,7 +303,12 @@ async def bench_spawn_over_http(workdir: Path, runs: int) -> list[float]:
         port = probe.getsockname()[1]
     model = workdir / "http-model.gguf"
     model.write_bytes(b"GGUF")
-    env = {**os.environ, "RBEE_HIVE_LOG_LEVEL": "warning", "RBEE_HIVE_RAM_RESERVE": "0"}
+    env = {
+        **os.environ,
+        "RBEE_HIVE_LOG_LEVEL": "warning",
+        "RBEE_HIVE_RAM_RESERVE": "0",
+        "RBEE_HIVE_PORT_RANGE": "{}-{}".format(*PORTS),
+    }
     daemon = await anyio.open_process(
         [
             str(rbee_hive),
