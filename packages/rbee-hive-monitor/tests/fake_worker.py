@@ -15,6 +15,9 @@ Environment:
   FAKE_WORKER_LOAD_S      seconds of "model loading" before the callback (default 0)
   FAKE_WORKER_CRASH_AFTER_S  for crash_after: seconds after the callback before exit 1 (default 1)
   FAKE_WORKER_HEARTBEAT_S    seconds between heartbeats (default 30)
+  FAKE_WORKER_BUSY_FILE   a path: while it exists the worker is busy, as llama-server reports it
+                          at ``GET /slots`` (``is_processing``) and ``GET /metrics``
+                          (``llamacpp:requests_processing``)
 """
 
 from __future__ import annotations
@@ -76,10 +79,24 @@ def _heartbeats(args: argparse.Namespace, every: float) -> None:
         time.sleep(every)
 
 
+def _busy() -> bool:
+    path = os.environ.get("FAKE_WORKER_BUSY_FILE", "")
+    return bool(path) and os.path.exists(path)
+
+
 def _handler(mode: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/health":
+            if self.path == "/slots":
+                self._send(200, [{"id": 0, "is_processing": _busy()}])
+            elif self.path == "/metrics":
+                data = f"llamacpp:requests_processing {int(_busy())}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            elif self.path == "/health":
                 if mode == "unhealthy":
                     self._send(500, {"status": "unhealthy", "vram_bytes": 0})
                 else:
@@ -92,7 +109,7 @@ def _handler(mode: str) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._send(404, {"error": "not found"})
 
-        def _send(self, status: int, body: dict[str, object]) -> None:
+        def _send(self, status: int, body: object) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -138,31 +138,6 @@ async def test_restart_moves_to_a_new_port_when_the_old_one_was_taken(
         assert again.url == f"http://127.0.0.1:{again.port}"
 
 
-async def test_idle_worker_is_stopped_after_the_idle_timeout(open_hive: OpenHive) -> None:
-    async with open_hive(probe_interval=0.1, idle_timeout=0.4) as hive:
-        info = await hive.spawn_ready()
-        stopped = await hive.wait_state(info.id, WorkerState.STOPPED)
-        assert stopped.reason is not None
-        assert "idle_timeout" in stopped.reason
-        # Probes never count as use: last_activity is still the moment it became ready.
-        assert stopped.last_activity == info.last_activity
-        assert stopped.exit_code == 0
-
-
-async def test_busy_worker_is_not_stopped_for_idleness(open_hive: OpenHive) -> None:
-    async with open_hive(probe_interval=0.1, idle_timeout=0.3) as hive:
-        info = await hive.spawn_ready()
-        busy = hive.supervisor.mark_busy(info.id)
-        assert busy.state is WorkerState.BUSY
-        assert busy.last_activity > info.last_activity
-        with anyio.move_on_after(0.6):
-            await hive.wait_state(info.id, WorkerState.STOPPING, WorkerState.STOPPED)
-            pytest.fail("a busy worker was stopped for idleness")
-        idle = hive.supervisor.mark_idle(info.id)
-        assert idle.state is WorkerState.IDLE
-        await hive.wait_state(info.id, WorkerState.STOPPED)
-
-
 class GatedHttp:
     """A ``WorkerHttp`` whose health answers wait for a gate, then say HTTP 500."""
 

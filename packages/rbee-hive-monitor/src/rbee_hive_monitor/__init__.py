@@ -3,10 +3,14 @@
 ``Supervisor`` (opened with ``Supervisor.open``) does the work; ``EngineSpec`` and the
 ``rbee_engine`` / ``openai_engine`` / ``engine_from_config`` factories say how a kind of worker is
 run; ``SupervisorSettings`` holds timings, ports and restart policy; ``WorkerSpec`` is what to
-run; ``StopOutcome`` / ``StopReport`` say how stops ended.
+run; ``StopOutcome`` / ``StopReport`` say how stops ended. ``Supervisor.subscribe`` yields the
+typed lifecycle events (``LifecycleEvent``: ``WorkerReady``, ``WorkerCrashed``,
+``BreakerOpened``, ``WorkerLaunchFailed``, ``WorkerStopped``, ``HealthCheckFailed``);
+``Supervisor.totals`` counts them (``LifecycleTotals``) for a consumer that lagged.
 """
 
 from rbee_hive_monitor._engine import (
+    ACTIVITY_SOURCES,
     LLAMA_CPP_PYTHON_ARGV,
     PLACEHOLDERS,
     EngineSpec,
@@ -14,6 +18,19 @@ from rbee_hive_monitor._engine import (
     openai_engine,
     rbee_engine,
 )
+from rbee_hive_monitor._events import (
+    COUNTS,
+    BreakerOpened,
+    HealthCheckFailed,
+    LifecycleEvent,
+    LifecycleTotals,
+    WorkerCrashed,
+    WorkerLaunchFailed,
+    WorkerReady,
+    WorkerStopped,
+    counted_as,
+)
+from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import AiohttpWorkerHttp, HttpAnswer, WorkerHttp
 from rbee_hive_monitor._ports import port_is_free
 from rbee_hive_monitor._process import mask_url
@@ -38,17 +55,24 @@ from rbee_hive_monitor.exceptions import (
 __version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
 
 __all__ = [
+    "ACTIVITY_SOURCES",
+    "COUNTS",
     "LLAMA_CPP_PYTHON_ARGV",
     "PLACEHOLDERS",
     "AiohttpWorkerHttp",
+    "BreakerOpened",
     "EngineSpec",
+    "HealthCheckFailed",
     "HttpAnswer",
     "InvalidEngine",
     "InvalidSupervisorSetting",
     "InvalidWorkerSpec",
     "LaunchFailed",
+    "LifecycleEvent",
+    "LifecycleTotals",
     "MonitorError",
     "NoFreePort",
+    "ProcessHandle",
     "StopOutcome",
     "StopReport",
     "Supervisor",
@@ -58,10 +82,15 @@ __all__ = [
     "UnknownWorker",
     "WorkerCallbacks",
     "WorkerConflict",
+    "WorkerCrashed",
     "WorkerHttp",
+    "WorkerLaunchFailed",
     "WorkerNotReadyable",
+    "WorkerReady",
     "WorkerSpec",
+    "WorkerStopped",
     "__version__",
+    "counted_as",
     "engine_from_config",
     "mask_url",
     "openai_engine",

@@ -14,6 +14,10 @@ import attrs
 from rbee_hive_monitor.exceptions import InvalidEngine
 
 Readiness = Literal["callback", "http"]
+Activity = Literal["none", "slots", "metrics", "heartbeat"]
+ACTIVITY_SOURCES: tuple[Activity, ...] = ("none", "slots", "metrics", "heartbeat")
+"""Where the hive learns whether a worker is in use (see ``EngineSpec.activity``)."""
+_ACTIVITY_PATHS = {"slots": "/slots", "metrics": "/metrics"}
 
 PLACEHOLDERS = frozenset(
     {
@@ -40,6 +44,8 @@ _CONFIG_KEYS = (
     "shutdown_path",
     "env",
     "worker_binary",
+    "activity",
+    "activity_path",
 )
 
 
@@ -96,6 +102,15 @@ class EngineSpec:
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_env, eq=False)
     worker_binary: str | None = None
     """The value of ``{worker_binary}``."""
+    activity: Activity = "none"
+    """Where the hive learns that a worker is in use, which the idle timeout needs:
+    ``"slots"`` (llama-server's ``GET /slots``: busy while a slot ``is_processing``),
+    ``"metrics"`` (llama-server's ``GET /metrics`` with ``--metrics``:
+    ``llamacpp:requests_processing`` > 0), ``"heartbeat"`` (the worker's heartbeats carry its
+    state) or ``"none"``: then the idle timeout never stops its workers (the supervisor says so
+    at start-up), since it could not tell a busy worker from an idle one."""
+    activity_path: str | None = None
+    """The path probed for ``slots`` / ``metrics`` (default ``/slots`` / ``/metrics``)."""
 
     def __attrs_post_init__(self) -> None:
         name = self.name
@@ -124,7 +139,12 @@ class EngineSpec:
                 f"engine {name!r}: key 'worker_binary' must be set because argv uses "
                 "{worker_binary}"
             )
-        for key in ("ready_path", "health_path", "shutdown_path"):
+        if self.activity not in ACTIVITY_SOURCES:
+            raise InvalidEngine(
+                f"engine {name!r}: key 'activity' must be one of "
+                f"{', '.join(ACTIVITY_SOURCES)}, got {self.activity!r}"
+            )
+        for key in ("ready_path", "health_path", "shutdown_path", "activity_path"):
             path = getattr(self, key)
             if path is not None and not (isinstance(path, str) and path.startswith("/")):
                 raise InvalidEngine(
@@ -141,6 +161,12 @@ class EngineSpec:
                     f"engine {name!r}: key 'env' must map variable names to strings, "
                     f"got {key!r}: {value!r}"
                 )
+
+    @property
+    def activity_probe_path(self) -> str | None:
+        """The path polled for activity, or None when it does not come from a probe."""
+        default = _ACTIVITY_PATHS.get(self.activity)
+        return None if default is None else (self.activity_path or default)
 
     @property
     def uses_callback_url(self) -> bool:
@@ -167,6 +193,10 @@ def rbee_engine(
 ) -> EngineSpec:
     """The llm-worker-rbee engine: its exact seven flags in order, readiness by callback, health
     ``GET /health``, stopped gracefully with SIGINT (it dies at once on SIGTERM).
+
+    It has no activity source: llm-worker-rbee never reports being busy (its heartbeat carries
+    only ``health_status``, its ``/v1/ready`` always says idle), so the idle timeout does not
+    apply to its workers.
 
     ``launcher`` is put verbatim before the binary, e.g. ``("taskset", "-c", "0-3")`` or
     ``(sys.executable,)`` when the worker is a script.
@@ -220,9 +250,13 @@ def openai_engine(
     health_path: str | None = None,
     graceful_signal: int = signal.SIGTERM,
     env: Mapping[str, str] | None = None,
+    activity: Activity = "none",
 ) -> EngineSpec:
     """An OpenAI-compatible server (llama-cpp-python by default): ready when ``ready_path``
-    answers 200, probed on ``health_path`` (default: ``ready_path``), stopped with SIGTERM."""
+    answers 200, probed on ``health_path`` (default: ``ready_path``), stopped with SIGTERM.
+
+    llama-cpp-python's server reports no activity (``activity="none"``); for llama-server pass
+    ``activity="slots"`` (or ``"metrics"`` when it runs with ``--metrics``)."""
     return EngineSpec(
         name=name,
         argv=_as_tuple(argv_template or LLAMA_CPP_PYTHON_ARGV),
@@ -231,6 +265,7 @@ def openai_engine(
         health_path=health_path or ready_path,
         graceful_signal=graceful_signal,
         env=env,
+        activity=activity,
     )
 
 
@@ -260,7 +295,9 @@ def engine_from_config(name: str, config: Mapping[str, object]) -> EngineSpec:
     Keys: ``argv`` (list of strings, required), ``readiness`` (``"http"`` by default or
     ``"callback"``), ``ready_path``, ``health_path`` (both default ``"/health"``),
     ``graceful_signal`` (name or number, default SIGTERM), ``shutdown_path``, ``env`` (table of
-    strings), ``worker_binary``. Unknown keys are rejected, naming the engine and the key.
+    strings), ``worker_binary``, ``activity`` (``none``, ``slots``, ``metrics`` or
+    ``heartbeat``; see ``EngineSpec.activity``) and ``activity_path``. Unknown keys are
+    rejected, naming the engine and the key.
     """
     unknown = sorted(set(config) - set(_CONFIG_KEYS))
     if unknown:
@@ -295,4 +332,16 @@ def engine_from_config(name: str, config: Mapping[str, object]) -> EngineSpec:
         shutdown_path=_optional_str(name, "shutdown_path", config.get("shutdown_path")),
         env=env,
         worker_binary=_optional_str(name, "worker_binary", config.get("worker_binary")),
+        activity=_activity(name, config.get("activity", "none")),
+        activity_path=_optional_str(name, "activity_path", config.get("activity_path")),
+    )
+
+
+def _activity(name: str, value: object) -> Activity:
+    for known in ACTIVITY_SOURCES:
+        if value == known:
+            return known
+    raise InvalidEngine(
+        f"engine {name!r}: key 'activity' must be one of {', '.join(ACTIVITY_SOURCES)}, "
+        f"got {value!r}"
     )

@@ -7,6 +7,9 @@ from typing import Protocol
 import aiohttp
 import attrs
 
+MAX_BODY = 256 * 1024
+"""What is kept of an answer's body; a worker's probe answers are small."""
+
 
 @attrs.frozen
 class HttpAnswer:
@@ -14,6 +17,8 @@ class HttpAnswer:
 
     status: int | None
     error: str | None = None
+    body: bytes = attrs.field(default=b"", repr=False)
+    """The first ``MAX_BODY`` bytes of the answer (activity probes read it)."""
 
     @property
     def ok(self) -> bool:
@@ -62,8 +67,13 @@ class AiohttpWorkerHttp:
                 timeout=aiohttp.ClientTimeout(total=within),
                 allow_redirects=False,
             ) as response:
-                await response.read()
-                return HttpAnswer(response.status)
+                body = bytearray()
+                while len(body) < MAX_BODY:
+                    chunk = await response.content.read(MAX_BODY - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
+                return HttpAnswer(response.status, body=bytes(body))
         except TimeoutError:
             return HttpAnswer(None, f"no answer within {within:g} s")
         except (aiohttp.ClientError, OSError) as err:

@@ -73,6 +73,12 @@ class PortAllocator:
                 return port
         raise NoFreePort(self._first, self._last)
 
+    def hold(self, port: int, worker_id: str) -> bool:
+        """Record that ``worker_id`` holds ``port`` (a process that already runs on it, e.g. an
+        adopted worker's); False if another worker holds it."""
+        holder = self._held.setdefault(port, worker_id)
+        return holder == worker_id
+
     def release(self, port: int, worker_id: str) -> None:
         """Give ``port`` back if ``worker_id`` holds it; anything else is a no-op."""
         if self._held.get(port) == worker_id:

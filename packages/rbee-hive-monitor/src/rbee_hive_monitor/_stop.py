@@ -11,8 +11,9 @@ import anyio
 import attrs
 
 from rbee_hive_monitor._engine import EngineSpec
+from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import WorkerHttp
-from rbee_hive_monitor._process import WorkerProcess, describe_exit
+from rbee_hive_monitor._process import describe_exit
 
 log = logging.getLogger("rbee_hive.monitor")
 
@@ -61,7 +62,7 @@ class StopReport:
 
 async def escalate(
     worker_id: str,
-    proc: WorkerProcess,
+    proc: ProcessHandle,
     *,
     engine: EngineSpec,
     http: WorkerHttp,
@@ -72,7 +73,8 @@ async def escalate(
 ) -> StopOutcome:
     """Stop ``proc``: the engine's HTTP shutdown if it has one, then its graceful signal to the
     process group, then SIGKILL to the group ``kill_after`` seconds after the start; wait for
-    the reap until ``give_up_after``. Relies on ``proc.watch`` running to see the exit."""
+    the reap until ``give_up_after``. Relies on ``proc.watch`` running to see the exit (whose
+    code is unknown, None, for a process that is not the hive's child)."""
     start = anyio.current_time()
 
     def elapsed() -> float:

@@ -15,23 +15,25 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from rbee_hive_monitor import _lifecycle as lc
 from rbee_hive_monitor._engine import EngineSpec
+from rbee_hive_monitor._events import LifecycleEvent, LifecycleTotals, WorkerReady
+from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import AiohttpWorkerHttp, WorkerHttp, new_session
 from rbee_hive_monitor._ports import PortAllocator
-from rbee_hive_monitor._process import describe_exit
+from rbee_hive_monitor._process import WorkerProcess
 from rbee_hive_monitor._settings import SupervisorSettings, WorkerSpec
 from rbee_hive_monitor._stop import StopOutcome, StopReport
 from rbee_hive_monitor._worker import Shared, WorkerCallbacks, WorkerRun, now
 from rbee_hive_monitor.exceptions import (
     InvalidEngine,
-    LaunchFailed,
     SupervisorClosed,
     UnknownEngine,
     UnknownWorker,
     WorkerConflict,
     WorkerNotReadyable,
 )
-from rbee_hive_registry import WorkerInfo, WorkerRegistry, WorkerState
+from rbee_hive_registry import Subscription, WorkerInfo, WorkerRegistry, WorkerState
 from rbee_hive_restart import RestartTracker
 
 log = logging.getLogger("rbee_hive.monitor")
@@ -45,9 +47,13 @@ class Supervisor:
     """Launches, watches, restarts and stops the workers of one hive. One per daemon.
 
     Open it with ``async with Supervisor.open(registry, settings, engines, callbacks=...) as
-    sup:``; it owns a task group for its background tasks (an exit watcher and a supervising
-    task per worker). Leaving the block kills and reaps every worker process that is left.
-    Call its methods from the event loop it was opened in; the synchronous ones never block.
+    sup:``; it owns a task group for its background tasks (per worker: an exit watcher, a
+    watch of the current launch, a backoff). Leaving the block kills and reaps every worker
+    process that is left. Call its methods from the event loop it was opened in; the
+    synchronous ones never block.
+
+    Each worker's decisions are taken by a pure lifecycle core (``_lifecycle.step``); the
+    supervisor publishes what happened as typed events (``subscribe``, ``totals``).
     """
 
     def __init__(self, shared: Shared, engines: dict[str, EngineSpec]) -> None:
@@ -72,6 +78,23 @@ class Supervisor:
     def closed(self) -> bool:
         """True once ``refuse_new`` was called (or the supervisor is closing)."""
         return self._shared.closed
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self, capacity: int | None = None) -> Subscription[LifecycleEvent]:
+        """Follow every lifecycle event from now on: ``WorkerReady``, ``WorkerCrashed``,
+        ``BreakerOpened``, ``WorkerLaunchFailed``, ``WorkerStopped``, ``HealthCheckFailed``.
+
+        Each subscriber has a bounded buffer (``capacity`` events, 1024 by default); when it
+        is full the oldest are dropped and a ``FeedLagged`` comes in their place: resync from
+        ``totals()`` (counts) or the registry (states). Use it as a context manager.
+        """
+        return self._shared.subscribe(capacity)
+
+    def totals(self) -> LifecycleTotals:
+        """Running totals of every event published so far (``COUNTS``), with the ``seq`` of
+        the last one."""
+        return self._shared.totals()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -98,6 +121,7 @@ class Supervisor:
         ``stop_all`` first for a graceful stop.
         """
         engine_map = _engine_map(engines, callbacks)
+        _warn_idle_timeout(settings, engine_map.values())
         settings.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         async with contextlib.AsyncExitStack() as stack:
             if http is None:
@@ -132,9 +156,8 @@ class Supervisor:
         if not self._shared.closed:
             log.info("supervisor: refusing new workers and restarts from now on")
         self._shared.closed = True
-        for run in self._shared.runs.values():
-            if run.backoff is not None:
-                run.backoff.cancel()
+        for run in list(self._shared.runs.values()):
+            run.apply(lc.Close())
 
     def kill_all_now(self) -> int:
         """SIGKILL every worker's process group at once (a second shutdown signal); returns how
@@ -180,22 +203,7 @@ class Supervisor:
                 reason="waiting for its model",
             )
         )
-        s = shared.settings
-        shared.runs[worker_id] = WorkerRun(
-            shared=shared,
-            worker_id=worker_id,
-            spec=spec,
-            engine=engine,
-            port=port,
-            tracker=RestartTracker(
-                clock=shared.clock,
-                random=shared.random,
-                policy=s.restart_policy,
-                backoff=s.backoff,
-                breaker=s.breaker,
-                stable_after=s.stable_after,
-            ),
-        )
+        shared.runs[worker_id] = self._new_run(spec, engine, worker_id, port)
         log.info(
             "worker %s registered: model %s on %s:%d, engine %s, port %d",
             worker_id,
@@ -235,36 +243,82 @@ class Supervisor:
             last_activity=now(),
             reason="launching",
         )
-        run.in_grace = True
+        launch = run.core.launch + 1
+        run.apply(lc.Start(forget_on_failure))
         try:
-            try:
-                proc = await run.launch()
-            except LaunchFailed as err:
-                run.discard(keep_as_failed=None if forget_on_failure else str(err))
-                raise
-            self._shared.task_group.start_soon(run.supervise, name=f"supervise {worker_id}")
+            await run.launch(launch)  # LaunchFailed: the core discarded the worker
             with anyio.move_on_after(self._shared.settings.early_exit_grace):
-                await proc.settled.wait()
+                await run.settled.wait()
         finally:
             # Also when the caller is cancelled: an early exit must not leave a record behind.
-            run.in_grace = False
-            early = run.proc
-            failure: LaunchFailed | None = None
-            if not (early is None or early.running or run.stop_requested or run.discarded):
-                failure = LaunchFailed(
-                    f"worker {worker_id} {describe_exit(early.returncode)} "
-                    f"{anyio.current_time() - early.started:.2f} s after its launch, within "
-                    f"early_exit_grace ({self._shared.settings.early_exit_grace:g} s); nothing "
-                    f"was kept running. Its log: {early.log_path}",
-                    code="WORKER_EXITED_EARLY",
-                    worker_id=worker_id,
-                    exit_code=early.returncode,
-                    log_tail=early.log_tail(),
-                )
-                run.discard(keep_as_failed=None if forget_on_failure else str(failure))
-        if failure is not None:
-            log.error("%s", failure)
-            raise failure
+            run.grace_over()
+        if run.start_failure is not None:
+            log.error("%s", run.start_failure)
+            raise run.start_failure
+        return run.record()
+
+    def adopt(
+        self,
+        spec: WorkerSpec,
+        proc: ProcessHandle,
+        *,
+        model_path: str | PathLike[str],
+        restart_count: int = 0,
+    ) -> WorkerInfo:
+        """Take over a worker whose process already runs and serves, e.g. one that outlived an
+        earlier hive: ``spec.worker_id`` is required and ``proc.port`` is its port. It is
+        registered IDLE with its pid, its exit is watched (``proc.watch``), its probes resume
+        and a ``WorkerReady(adopted=True)`` is published; from then on it is supervised like
+        any other (a crash is restarted as a new child). Raises ``SupervisorClosed``,
+        ``UnknownEngine`` or ``WorkerConflict`` (id or port in use)."""
+        shared = self._shared
+        if shared.closed:
+            raise SupervisorClosed
+        engine = self._engines.get(spec.engine)
+        if engine is None:
+            raise UnknownEngine(spec.engine, sorted(self._engines))
+        worker_id = spec.worker_id
+        if worker_id is None:
+            raise WorkerConflict("", "an adopted worker needs its id (WorkerSpec.worker_id)")
+        if worker_id in shared.runs or worker_id in shared.registry:
+            raise WorkerConflict(
+                worker_id, f"worker id {worker_id!r} is already in use", code="WORKER_EXISTS"
+            )
+        if not shared.ports.hold(proc.port, worker_id):
+            raise WorkerConflict(worker_id, f"port {proc.port} is held by another worker")
+        url = shared.worker_url(proc.port)
+        shared.registry.register(
+            WorkerInfo(
+                id=worker_id,
+                url=url,
+                model_ref=spec.model_ref,
+                backend=spec.backend,
+                device=spec.device,
+                state=_S.IDLE,
+                last_activity=now(),
+                port=proc.port,
+                engine=engine.name,
+                pid=proc.pid,
+                started_at=now(),
+                model_path=str(model_path),
+                restart_count=restart_count,
+            )
+        )
+        run = self._new_run(spec, engine, worker_id, proc.port)
+        run.model_path = Path(model_path)
+        run.core = lc.Core.adopted_running(
+            run.core.identity, launch=restart_count + 1, now=anyio.current_time()
+        )
+        run.proc = proc
+        run.settled.set()
+        run.tracker.started()
+        shared.runs[worker_id] = run
+        shared.task_group.start_soon(proc.watch, name=f"exit of adopted {worker_id}")
+        run.start_watch()
+        shared.publish(
+            WorkerReady(**lc.stamp(run.core, anyio.current_time()), url=url, adopted=True)
+        )
+        log.info("worker %s adopted: pid %d, port %d", worker_id, proc.pid, proc.port)
         return run.record()
 
     async def spawn(self, spec: WorkerSpec, model_path: str | PathLike[str]) -> WorkerInfo:
@@ -283,7 +337,8 @@ class Supervisor:
                 "failed this way (use stop for a running one)",
             )
         log.error("worker %s failed before launch: %s", worker_id, reason)
-        return run.end(_S.FAILED, reason)
+        run.apply(lc.ProvisionFailed(reason))
+        return run.record()
 
     # ------------------------------------------------------------------ worker reports
 
@@ -303,18 +358,27 @@ class Supervisor:
                 f"{run.port}: a ready callback from an earlier process is ignored",
             )
         proc = run.proc
-        if proc is None or not run.can_become_ready(proc, info):
-            running = "" if proc is not None and proc.running else " and no process of it runs"
+        alive = proc is not None and proc.running
+        url = self._shared.worker_url(run.port)
+        refused = [
+            a
+            for a in run.apply(lc.BecameReady(run.core.launch, alive, url))
+            if isinstance(a, lc.Refuse)
+        ]
+        if refused:
+            running = "" if alive else " and no process of it runs"
             raise WorkerNotReadyable(
                 worker_id,
                 f"worker {worker_id} is {info.state.value}{running}; a ready callback is "
                 "accepted only while its current process is loading",
             )
-        return run.set_ready(proc, info)
+        return run.record()
 
-    def record_heartbeat(self, worker_id: str) -> WorkerInfo:
+    def record_heartbeat(self, worker_id: str, *, busy: bool | None = None) -> WorkerInfo:
         """A heartbeat from a running worker; from now on its staleness counts as a failed
-        probe. Raises ``UnknownWorker`` or ``WorkerConflict`` (no process runs)."""
+        probe. ``busy``, when the heartbeat says (engines with ``activity = "heartbeat"``), is
+        the worker's activity: IDLE <-> BUSY, and the idle timeout counts from its last use.
+        Raises ``UnknownWorker`` or ``WorkerConflict`` (no process runs)."""
         run = self._run(worker_id)
         info = run.record()
         if run.proc is None or not run.proc.running or info.state.is_terminal:
@@ -322,17 +386,22 @@ class Supervisor:
                 worker_id, f"worker {worker_id} is {info.state.value} and runs no process"
             )
         run.last_heartbeat = anyio.current_time()
-        return self._shared.registry.update(
+        info = self._shared.registry.update(
             worker_id, expected_revision=info.revision, last_heartbeat=now()
         )
+        if busy is not None and run.engine.activity == "heartbeat":
+            run.apply(lc.Activity(busy))
+            info = run.record()
+        return info
 
     def mark_busy(self, worker_id: str) -> WorkerInfo:
-        """A request started on the worker: IDLE -> BUSY, ``last_activity`` now."""
-        return self._use(worker_id, _S.BUSY)
+        """A request started on the worker (reported by whoever sees requests, e.g. a proxy):
+        IDLE -> BUSY, ``last_activity`` now. The idle timeout never stops a busy worker."""
+        return self._use(worker_id, busy=True)
 
     def mark_idle(self, worker_id: str) -> WorkerInfo:
         """A request ended on the worker: BUSY -> IDLE, ``last_activity`` now."""
-        return self._use(worker_id, _S.IDLE)
+        return self._use(worker_id, busy=False)
 
     # ------------------------------------------------------------------ stopping
 
@@ -405,7 +474,7 @@ class Supervisor:
 
     async def _kill_everything(self) -> None:
         """SIGKILL and reap every process that is left; used when the supervisor closes."""
-        self._shared.closed = True
+        self.refuse_new()
         runs = list(self._shared.runs.values())
         for run in runs:
             if run.launching is not None:
@@ -414,7 +483,7 @@ class Supervisor:
         for proc in left:
             proc.signal_group(signal.SIGKILL)
         for proc in left:
-            await proc.process.wait()
+            await proc.exited.wait()
         if left:
             log.warning(
                 "supervisor closing: killed %d worker processes that were still running (pids %s)",
@@ -429,11 +498,10 @@ class Supervisor:
             if info is None or info.state.is_terminal:
                 continue
             proc = run.proc
-            if proc is not None and proc.process.returncode is not None:
+            if isinstance(proc, WorkerProcess) and proc.process.returncode is not None:
                 proc.returncode = proc.process.returncode
                 proc.exited.set()
-            changes = {} if proc is None else {"exit_code": proc.returncode}
-            run.end(_S.STOPPED, "the hive stopped; its process was killed", **changes)
+            run.apply(lc.HiveGone(None if proc is None else proc.returncode))
 
     def _run(self, worker_id: str) -> WorkerRun:
         run = self._shared.runs.get(worker_id)
@@ -441,19 +509,55 @@ class Supervisor:
             raise UnknownWorker(worker_id)
         return run
 
-    def _use(self, worker_id: str, target: WorkerState) -> WorkerInfo:
+    def _use(self, worker_id: str, *, busy: bool) -> WorkerInfo:
         run = self._run(worker_id)
         info = run.record()
-        if not info.state.is_ready:
+        if any(isinstance(a, lc.Refuse) for a in run.apply(lc.Used(busy))):
             raise WorkerConflict(
                 worker_id, f"worker {worker_id} is {info.state.value}, not ready for requests"
             )
-        run.last_use = anyio.current_time()
-        registry = self._shared.registry
-        if info.state is target:
-            return registry.update(worker_id, expected_revision=info.revision, last_activity=now())
-        return registry.transition(
-            worker_id, target, expected_revision=info.revision, last_activity=now()
+        return run.record()
+
+    def _new_run(
+        self, spec: WorkerSpec, engine: EngineSpec, worker_id: str, port: int
+    ) -> WorkerRun:
+        shared, s = self._shared, self._shared.settings
+        return WorkerRun(
+            shared=shared,
+            spec=spec,
+            engine=engine,
+            port=port,
+            core=lc.Core(
+                identity=lc.Identity(
+                    worker_id=worker_id,
+                    model_ref=spec.model_ref,
+                    backend=spec.backend,
+                    device=spec.device,
+                    engine=engine.name,
+                )
+            ),
+            tracker=RestartTracker(
+                clock=shared.clock,
+                random=shared.random,
+                policy=s.restart_policy,
+                backoff=s.backoff,
+                breaker=s.breaker,
+                stable_after=s.stable_after,
+            ),
+        )
+
+
+def _warn_idle_timeout(settings: SupervisorSettings, engines: Iterable[EngineSpec]) -> None:
+    if settings.idle_timeout is None:
+        return
+    blind = sorted(e.name for e in engines if e.activity == "none")
+    if blind:
+        log.warning(
+            "idle_timeout %g s does not apply to workers of engine(s) %s: they report no "
+            "activity, so a busy worker could not be told from an idle one. Set the engine's "
+            "'activity' (e.g. \"slots\" for llama-server) to have it apply",
+            settings.idle_timeout,
+            ", ".join(blind),
         )
 
 

@@ -1,48 +1,113 @@
-"""Watching one launch while it runs: readiness, loading timeout, probes, heartbeats, idleness.
+"""Watching one launch while it runs: readiness, loading timeout, activity, probes, idleness.
 
-The exit itself is not watched here: ``WorkerProcess.watch`` awaits it. This loop only decides
-to kill (then the exit is handled like a crash, or as a failed load) or to ask for a stop.
+The exit itself is not watched here (the driver awaits it), and nothing here decides: this
+loop measures and reports to its ``WatchOwner`` (the worker's driver), whose lifecycle core
+decides to mark it ready, kill it, record activity or stop it for idleness.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import signal
-from collections.abc import Callable
+from typing import Protocol
 
 import anyio
 import attrs
 
 from rbee_hive_monitor._engine import EngineSpec
+from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import HttpAnswer, WorkerHttp
-from rbee_hive_monitor._process import WorkerProcess
 from rbee_hive_monitor._settings import SupervisorSettings
-from rbee_hive_registry import WorkerRegistry, WorkerState
+from rbee_hive_registry import WorkerRegistry
 
 log = logging.getLogger("rbee_hive.monitor")
+
+_REQUESTS_PROCESSING = "llamacpp:requests_processing"
+
+
+class WatchOwner(Protocol):
+    """What a watch reports to; every method is synchronous and never blocks."""
+
+    def become_ready(self, launch: int) -> None:
+        """The ready probe answered 200 for ``launch``."""
+        ...
+
+    def is_serving(self, launch: int) -> bool:
+        """Whether ``launch`` is the current one, running and ready."""
+        ...
+
+    def is_busy(self) -> bool:
+        """Whether the worker is in use, as its activity source last said."""
+        ...
+
+    def report_activity(self, busy: bool) -> None:
+        """The activity probe says the worker is busy, or idle."""
+        ...
+
+    def idle_check(self) -> bool:
+        """Stop the worker if it is idle past the idle timeout; True when a stop was asked."""
+        ...
+
+    def kill(self, launch: int, reason: str, *, loading: bool) -> None:
+        """Kill ``launch`` (its exit is then handled as a crash, or as a failed load)."""
+        ...
+
+    def last_heartbeat_at(self) -> float | None:
+        """anyio time of the last heartbeat (None: none yet)."""
+        ...
+
+    def health_failed(self, failures: int, threshold: int, problem: str) -> None:
+        """A health probe failed, ``failures`` in a row."""
+        ...
+
+
+def parse_activity(engine: EngineSpec, answer: HttpAnswer) -> bool | None:
+    """Busy (True), idle (False), or unknown (None) from an activity probe's answer.
+
+    ``slots``: llama-server's ``GET /slots`` list; busy while a slot has ``is_processing``
+    true (older builds: ``state`` != 0). ``metrics``: busy while
+    ``llamacpp:requests_processing`` is above 0.
+    """
+    if answer.status != 200:
+        return None
+    text = answer.body.decode("utf-8", errors="replace")
+    if engine.activity == "slots":
+        try:
+            slots = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
+            return None
+        return any(bool(s.get("is_processing")) or s.get("state", 0) != 0 for s in slots)
+    if engine.activity == "metrics":
+        for line in text.splitlines():
+            if line.startswith(_REQUESTS_PROCESSING):
+                try:
+                    return float(line.rsplit(maxsplit=1)[-1]) > 0
+                except ValueError:
+                    return None
+        return None
+    return None
 
 
 @attrs.define(eq=False)
 class LaunchWatch:
     """The watcher of one launch of one worker. ``run`` returns once it has killed the process
-    or asked for a stop; otherwise it runs until it is cancelled (the process exited)."""
+    or asked for a stop; otherwise it runs until it is cancelled (the process exited, or a stop
+    began)."""
 
     worker_id: str
-    proc: WorkerProcess
+    launch: int
+    proc: ProcessHandle
     engine: EngineSpec
     settings: SupervisorSettings
     http: WorkerHttp
     registry: WorkerRegistry
     base_url: str
     """Where the worker is probed: its own host (loopback for a wildcard bind) and port."""
-    become_ready: Callable[[], None]
-    """Called when an ``http`` engine answers its ready path."""
-    last_use: Callable[[], float | None]
-    """anyio time of the last real use (None: never used)."""
-    last_heartbeat: Callable[[], float | None]
-    """anyio time of the last heartbeat (None: none yet)."""
-    request_stop: Callable[[str], None]
-    """Ask the supervisor to stop this worker, with a reason."""
+    settled: anyio.Event
+    """Set when this launch became ready or exited."""
+    owner: WatchOwner
 
     async def run(self) -> None:
         """Wait for readiness within ``loading_timeout``, then probe until told to stop."""
@@ -51,7 +116,7 @@ class LaunchWatch:
             if self.engine.readiness == "http":
                 await self._poll_ready()
             else:
-                await self.proc.ready.wait()
+                await self.settled.wait()
         if loading.cancelled_caught:
             self._give_up_loading()
             return
@@ -59,18 +124,16 @@ class LaunchWatch:
 
     async def _poll_ready(self) -> None:
         url = self.base_url + self.engine.ready_path
-        while not self.proc.ready.is_set():
+        while not self.owner.is_serving(self.launch):
             answer = await self.http.get(url, self.settings.probe_timeout)
             if answer.status == 200:
-                self.become_ready()
-                if self.proc.ready.is_set():
+                self.owner.become_ready(self.launch)
+                if self.owner.is_serving(self.launch):
                     return
             await anyio.sleep(self.settings.ready_poll_interval)
 
     def _give_up_loading(self) -> None:
         timeout = self.settings.loading_timeout
-        self.proc.kill_reason = f"not ready {timeout:g} s after launch (loading_timeout)"
-        self.proc.failed_loading = True
         log.error(
             "worker %s (pid %d) is not ready %g s after its launch (loading_timeout); killing "
             "it. It will not be restarted: a model that loads this slowly would do so again. "
@@ -80,22 +143,32 @@ class LaunchWatch:
             timeout,
             self.proc.log_path,
         )
-        self.proc.signal_group(signal.SIGKILL)
+        self.owner.kill(
+            self.launch, f"not ready {timeout:g} s after launch (loading_timeout)", loading=True
+        )
 
     async def _probe(self) -> None:
         settings = self.settings
         url = self.base_url + self.engine.health_path
+        activity_path = self.engine.activity_probe_path
+        idle_applies = settings.idle_timeout is not None and self.engine.activity != "none"
         failures = 0
         while True:
             await anyio.sleep(settings.probe_interval)
-            info = self.registry.get(self.worker_id)
-            if info is None or not info.state.is_ready or not self.proc.running:
+            if not self.owner.is_serving(self.launch) or not self.proc.running:
                 continue
-            if info.state is WorkerState.BUSY:
+            activity_known = True
+            if activity_path is not None:
+                answer = await self.http.get(self.base_url + activity_path, settings.probe_timeout)
+                busy = parse_activity(self.engine, answer)
+                activity_known = busy is not None
+                if busy is not None:
+                    self.owner.report_activity(busy)
+            if self.owner.is_busy():
                 # A worker may not answer while it generates (llm-worker-rbee blocks): a busy
                 # worker is neither probed nor idle.
                 continue
-            if self._idle_too_long():
+            if idle_applies and activity_known and self.owner.idle_check():
                 return
             answer = await self.http.get(url, settings.probe_timeout)
             problem = self._problem(answer)
@@ -112,8 +185,8 @@ class LaunchWatch:
                 threshold,
                 problem,
             )
+            self.owner.health_failed(failures, threshold, problem)
             if failures >= threshold:
-                self.proc.kill_reason = f"killed after {failures} failed health checks ({problem})"
                 log.error(
                     "worker %s (pid %d) failed %d health checks in a row (%s); killing its "
                     "process group, then it is handled like a crash",
@@ -122,29 +195,22 @@ class LaunchWatch:
                     failures,
                     problem,
                 )
-                self.proc.signal_group(signal.SIGKILL)
+                self.owner.kill(
+                    self.launch,
+                    f"killed after {failures} failed health checks ({problem})",
+                    loading=False,
+                )
                 return
 
     def _problem(self, answer: HttpAnswer) -> str | None:
         if not answer.ok:
             return f"GET {self.engine.health_path}: {answer.describe()}"
-        beat = self.last_heartbeat()
+        beat = self.owner.last_heartbeat_at()
         stale_after = self.settings.heartbeat_stale_after
         if beat is not None and anyio.current_time() - beat > stale_after:
             age = anyio.current_time() - beat
             return f"last heartbeat {age:.0f} s ago (heartbeat_stale_after {stale_after:g} s)"
         return None
-
-    def _idle_too_long(self) -> bool:
-        limit = self.settings.idle_timeout
-        used = self.last_use()
-        if limit is None or used is None:
-            return False
-        idle = anyio.current_time() - used
-        if idle < limit:
-            return False
-        self.request_stop(f"idle for {idle:.1f} s (idle_timeout {limit:g} s)")
-        return True
 
     def _record(self, failures: int) -> None:
         info = self.registry.get(self.worker_id)

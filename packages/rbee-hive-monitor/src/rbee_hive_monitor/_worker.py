@@ -1,16 +1,24 @@
-"""One supervised worker: its launches, the watch over each, restarts, and its stop.
+"""One supervised worker: the driver that carries out its lifecycle core's decisions.
 
-``WorkerRun`` holds everything the supervisor knows about one worker beyond the registry
-record; ``Shared`` is what all of them share (registry, ports, settings, the task group).
+``WorkerRun`` holds the worker's ``Core`` (``_lifecycle``) and the handles the core cannot
+hold: its process, the cancel scopes of its probes and backoff, the events its callers wait on.
+Every input goes through ``WorkerRun.apply``, which runs the pure ``step`` and then carries out
+the actions; ``apply`` never awaits, so each input is handled atomically. Async work (a launch,
+a backoff, a watch, a stop's escalation) runs in tasks that report back through ``apply``.
 Every registry write here is conditional on the revision just read, with no await between
-the read and the write, so a decision taken on a stale read can never undo a newer state.
+the read and the write, so a write based on a stale read can never undo a newer state.
+
+``Shared`` is what all runs of one supervisor share (registry, ports, settings, the task
+group, the lifecycle event feed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +28,15 @@ import anyio
 import anyio.abc
 import attrs
 
+from rbee_hive_monitor import _lifecycle as lc
 from rbee_hive_monitor._engine import EngineSpec
+from rbee_hive_monitor._events import (
+    HealthCheckFailed,
+    LifecycleEvent,
+    LifecycleTotals,
+    counted_as,
+)
+from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import WorkerHttp
 from rbee_hive_monitor._ports import PortAllocator, port_is_reusable
 from rbee_hive_monitor._process import (
@@ -34,8 +50,8 @@ from rbee_hive_monitor._settings import SupervisorSettings, WorkerSpec
 from rbee_hive_monitor._stop import StopOutcome, escalate
 from rbee_hive_monitor._watch import LaunchWatch
 from rbee_hive_monitor.exceptions import LaunchFailed, NoFreePort, UnknownWorker
-from rbee_hive_registry import WorkerInfo, WorkerRegistry, WorkerState
-from rbee_hive_restart import GiveUp, RestartTracker, StayDown
+from rbee_hive_registry import Feed, Subscription, WorkerInfo, WorkerRegistry, WorkerState
+from rbee_hive_restart import GiveUp, RestartTracker
 
 log = logging.getLogger("rbee_hive.monitor")
 
@@ -83,6 +99,9 @@ class Shared:
     runs: dict[str, WorkerRun] = attrs.field(factory=dict)
     closed: bool = False
     """Set by ``refuse_new``: no new workers, no restarts."""
+    events: Feed[LifecycleEvent] = attrs.field(factory=Feed)
+    seq: int = 0
+    counts: Counter[str] = attrs.field(factory=Counter)
 
     def __repr__(self) -> str:
         return f"<Shared runs={len(self.runs)} closed={self.closed} {self.ports!r}>"
@@ -100,45 +119,57 @@ class Shared:
         """Ports of every worker that is not terminal, whoever registered it."""
         return {w.port for w in self.registry if not w.state.is_terminal}
 
-    def is_closed(self) -> bool:
-        """``closed``, read through a call so type checkers do not narrow it across awaits."""
-        return self.closed
+    def publish(self, event: LifecycleEvent) -> None:
+        """Number ``event``, add it to the totals and hand it to every subscriber."""
+        self.seq += 1
+        event = attrs.evolve(event, seq=self.seq)
+        self.counts.update(counted_as(event))
+        self.events.publish(event)
+
+    def subscribe(self, capacity: int | None = None) -> Subscription[LifecycleEvent]:
+        """Follow every lifecycle event from now on."""
+        return self.events.subscribe(capacity)
+
+    def totals(self) -> LifecycleTotals:
+        """The running totals, up to the last event published."""
+        return LifecycleTotals(seq=self.seq, counts=self.counts)
 
 
 @attrs.define(eq=False)
 class WorkerRun:
-    """The supervisor's private bookkeeping for one worker, and what it does to it."""
+    """The driver of one worker: its lifecycle core, and what carries the core's actions out."""
 
     shared: Shared
-    worker_id: str
     spec: WorkerSpec
     engine: EngineSpec
     tracker: RestartTracker
     port: int
-    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
-    """Scope of the supervising task; a stop cancels it (probes, backoff, everything)."""
+    core: lc.Core
     model_path: Path | None = None
-    proc: WorkerProcess | None = None
-    launches: int = 0
+    proc: ProcessHandle | None = None
     launching: anyio.Event | None = None
     """Set while a process is being started; a stop waits for it, then stops that process."""
-    in_grace: bool = False
-    """``Supervisor.start`` owns an exit until ``early_exit_grace`` has passed."""
-    discarded: bool = False
+    settled: anyio.Event = attrs.field(factory=anyio.Event)
+    """Of the current launch: set when it became ready or its exit was handled."""
+    probes: anyio.CancelScope | None = None
     backoff: anyio.CancelScope | None = None
-    stop_requested: bool = False
     stop_done: anyio.Event | None = None
     stop_outcome: StopOutcome = StopOutcome.ALREADY_STOPPED
+    start_failure: LaunchFailed | None = None
+    """The error ``Supervisor.start`` raises: the first launch exited within the grace."""
     callback_issued: bool = False
-    last_use: float | None = None
-    """anyio time of the last real use (ready, busy, idle); never touched by probes."""
     last_heartbeat: float | None = None
 
     def __repr__(self) -> str:
         return (
             f"<WorkerRun {self.worker_id} engine={self.engine.name} port={self.port} "
-            f"launches={self.launches} proc={self.proc!r} stop_requested={self.stop_requested}>"
+            f"phase={self.core.phase.value} launch={self.core.launch} proc={self.proc!r}>"
         )
+
+    @property
+    def worker_id(self) -> str:
+        """The worker's id."""
+        return self.core.identity.worker_id
 
     @property
     def log_path(self) -> Path:
@@ -152,12 +183,71 @@ class WorkerRun:
             raise UnknownWorker(self.worker_id)
         return info
 
+    # ------------------------------------------------------------------ the core
+
+    def apply(self, event: lc.Input) -> list[lc.Action]:
+        """Run ``event`` through the core and carry out the actions; never awaits. Returns the
+        actions, so a caller can see what it has to do itself (``Launch`` of a first launch,
+        ``Escalate``, ``JoinStop``, ``Answer``, ``Refuse``)."""
+        self.core, actions = lc.step(self.core, event, anyio.current_time())
+        for action in actions:
+            self._carry_out(action)
+        return actions
+
+    def _carry_out(self, action: lc.Action) -> None:
+        if isinstance(action, lc.Emit):
+            self.shared.publish(action.event)
+        elif isinstance(action, lc.Launch):
+            if action.restart:
+                self.shared.task_group.start_soon(
+                    self._relaunch, action.launch, name=f"restart of {self.worker_id}"
+                )
+        elif isinstance(action, lc.Watch):
+            self._start_watch(action.launch)
+        elif isinstance(action, lc.SetReady):
+            self._set_ready()
+        elif isinstance(action, lc.RecordUse):
+            self._record_use(action.busy)
+        elif isinstance(action, lc.SignalKill):
+            if self.proc is not None:
+                self.proc.signal_group(signal.SIGKILL)
+        elif isinstance(action, lc.Decide):
+            self._decide(action.exit_code)
+        elif isinstance(action, lc.ScheduleRestart):
+            self._schedule_restart(action)
+        elif isinstance(action, lc.CancelBackoff):
+            if self.backoff is not None:
+                self.backoff.cancel()
+        elif isinstance(action, lc.CancelWatch):
+            if self.probes is not None:
+                self.probes.cancel()
+        elif isinstance(action, lc.MarkStopping):
+            self._mark_stopping(action.reason)
+        elif isinstance(action, lc.End):
+            self.end(action.state, action.reason, exit_code=action.exit_code)
+        elif isinstance(action, lc.Discard):
+            self.discard(action.keep_as_failed)
+        elif isinstance(action, lc.FailStart):
+            self._fail_start(action.exit_code, forget=action.forget)
+        elif isinstance(action, lc.RequestStop):
+            self.shared.task_group.start_soon(self._stop_quietly, action.reason)
+        # Escalate, JoinStop, Answer, Refuse, and a first Launch: for the caller.
+
     # ------------------------------------------------------------------ launching
 
-    async def launch(self) -> WorkerProcess:
-        """Start a new process on ``self.port``; raises ``LaunchFailed``."""
+    async def launch(self, launch: int) -> ProcessHandle:
+        """Start launch ``launch`` on ``self.port``; raises ``LaunchFailed`` (after the core
+        has been told)."""
+        try:
+            proc = await self._start_process(launch)
+        except LaunchFailed as err:
+            self.apply(lc.LaunchError(launch, err.code, str(err)))
+            raise
+        self.apply(lc.Launched(launch))
+        return proc
+
+    async def _start_process(self, launch: int) -> ProcessHandle:
         shared, engine, worker_id = self.shared, self.engine, self.worker_id
-        launch = self.launches + 1
         values = {
             "worker_id": worker_id,
             "model_path": str(self.model_path),
@@ -176,6 +266,7 @@ class WorkerRun:
         secrets = (values["callback_url"],) if values["callback_url"] else ()
         argv = engine.render_argv(values)
         self.launching = launching = anyio.Event()
+        self.settled = anyio.Event()
         try:
             # Shielded: a process that was started must be recorded, or nobody could stop it.
             with anyio.CancelScope(shield=True):
@@ -187,7 +278,6 @@ class WorkerRun:
                     f"port {self.port})",
                     secret_urls=secrets,
                 )
-            self.launches = launch
             self.proc = proc = WorkerProcess(
                 process=process,
                 launch=launch,
@@ -227,155 +317,17 @@ class WorkerRun:
         )
         return proc
 
-    def set_ready(self, proc: WorkerProcess, info: WorkerInfo) -> WorkerInfo:
-        """LOADING -> IDLE for ``proc``, conditional on ``info`` being the current record."""
-        updated = self.shared.registry.transition(
-            self.worker_id,
-            _S.IDLE,
-            expected_revision=info.revision,
-            failed_health_checks=0,
-            last_activity=now(),
-            reason=None,
-        )
-        proc.ready.set()
-        proc.settled.set()
-        self.last_use = anyio.current_time()
-        log.info(
-            "worker %s (pid %d) is ready at %s, %.2f s after its launch",
-            self.worker_id,
-            proc.pid,
-            updated.url,
-            anyio.current_time() - proc.started,
-        )
-        return updated
-
-    def can_become_ready(self, proc: WorkerProcess | None, info: WorkerInfo) -> bool:
-        """Whether ``proc`` is this worker's current, running, loading launch."""
-        return (
-            proc is not None
-            and proc is self.proc
-            and proc.running
-            and not proc.ready.is_set()
-            and info.state is _S.LOADING
-            and not self.stop_requested
-        )
-
-    # ------------------------------------------------------------------ supervising
-
-    async def supervise(self) -> None:
-        """Watch the current launch; after an exit nobody asked for, restart or give up."""
-        with self.scope:
-            while True:
-                proc = self.proc
-                assert proc is not None
-                await self._watch(proc)
-                if self.stop_requested or self.in_grace or self.discarded:
-                    return  # stop() or Supervisor.start owns this exit
-                if not await self._after_exit(proc):
-                    return
-
-    async def _watch(self, proc: WorkerProcess) -> None:
-        watch = LaunchWatch(
-            worker_id=self.worker_id,
-            proc=proc,
-            engine=self.engine,
-            settings=self.shared.settings,
-            http=self.shared.http,
-            registry=self.shared.registry,
-            base_url=self.shared.probe_base(proc.port),
-            become_ready=lambda: self._ready_by_probe(proc),
-            last_use=lambda: self.last_use,
-            last_heartbeat=lambda: self.last_heartbeat,
-            request_stop=self._request_stop,
-        )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch.run)
-            await proc.exited.wait()
-            tg.cancel_scope.cancel()
-
-    def _ready_by_probe(self, proc: WorkerProcess) -> None:
-        info = self.shared.registry.get(self.worker_id)
-        if info is not None and self.can_become_ready(proc, info):
-            self.set_ready(proc, info)
-
-    def _request_stop(self, reason: str) -> None:
-        self.shared.task_group.start_soon(self._stop_quietly, reason)
-
-    async def _stop_quietly(self, reason: str) -> None:
-        with contextlib.suppress(UnknownWorker):
-            await self.stop(reason)
-
-    async def _after_exit(self, proc: WorkerProcess) -> bool:
-        """Handle an exit the hive did not ask for; True when a new process was launched."""
-        shared, worker_id = self.shared, self.worker_id
-        code = proc.returncode
-        what = proc.kill_reason or describe_exit(code)
-        where = f"worker {worker_id} (pid {proc.pid})"
-        if proc.failed_loading:
-            self.end(_S.FAILED, f"{what}; not restarted", exit_code=code)
-            return False
-        if shared.closed:
-            log.info("%s %s while the hive is shutting down; not restarted", where, what)
-            self.end(_S.STOPPED, f"{what} during hive shutdown", exit_code=code)
-            return False
-        decision = self.tracker.exited(code)
-        if isinstance(decision, GiveUp):
-            closes_in = max(0.0, decision.closes_at - shared.clock())
-            reason = (
-                f"{what}; gave up: {decision.reason}; the breaker would close in {closes_in:.0f} s"
-            )
-            log.error(
-                "%s %s. It stays FAILED until it is spawned again; its log: %s",
-                where,
-                reason,
-                proc.log_path,
-            )
-            self.end(_S.FAILED, reason, exit_code=code)
-            return False
-        if isinstance(decision, StayDown):
-            reason = f"{what}; not restarted: {decision.reason}"
-            log.warning("%s %s; its log: %s", where, reason, proc.log_path)
-            self.end(_S.STOPPED if code == 0 else _S.FAILED, reason, exit_code=code)
-            return False
-        info = self.record()
-        reason = f"{what}; restart {decision.attempt} in {decision.delay:.3g} s"
-        changes: dict[str, Any] = {
-            "pid": None,
-            "started_at": None,
-            "exit_code": code,
-            "reason": reason,
-            "restart_count": info.restart_count + 1,
-            "last_restart": now(),
-            "failed_health_checks": 0,
-            "last_heartbeat": None,
-        }
-        if info.state is _S.LOADING:
-            shared.registry.update(worker_id, expected_revision=info.revision, **changes)
-        else:
-            shared.registry.transition(
-                worker_id, _S.LOADING, expected_revision=info.revision, **changes
-            )
-        self.last_use = self.last_heartbeat = None
-        log.warning("%s %s; its log: %s", where, reason, proc.log_path)
-        with anyio.CancelScope() as backoff:
-            self.backoff = backoff  # refuse_new() cancels it; stop() cancels self.scope
-            await anyio.sleep(decision.delay)
-        self.backoff = None
-        # Checked with no await before the next launch begins: a stop that came in while
-        # this task was about to resume must win, or it would miss the new process.
-        if self.stop_requested:
-            return False
-        if shared.is_closed():
-            self.end(_S.STOPPED, f"{what}; restart cancelled: the hive is shutting down")
-            return False
+    async def _relaunch(self, launch: int) -> None:
         try:
             self._keep_or_move_port()
-            await self.launch()
-        except (NoFreePort, LaunchFailed) as err:
-            log.error("worker %s cannot be restarted: %s", worker_id, err)
-            self.end(_S.FAILED, f"{what}; restart failed: {err}")
-            return False
-        return True
+        except NoFreePort as err:
+            log.error("worker %s cannot be restarted: %s", self.worker_id, err)
+            self.apply(lc.LaunchError(launch, err.code, str(err)))
+            return
+        try:
+            await self.launch(launch)
+        except LaunchFailed as err:
+            log.error("worker %s cannot be restarted: %s", self.worker_id, err)
 
     def _keep_or_move_port(self) -> None:
         if port_is_reusable(self.port):
@@ -395,79 +347,205 @@ class WorkerRun:
             url,
         )
 
-    # ------------------------------------------------------------------ stopping
-
-    async def stop(
-        self,
-        reason: str,
-        *,
-        kill_after: float | None = None,
-        give_up_after: float | None = None,
-    ) -> StopOutcome:
-        """Stop for good; see ``Supervisor.stop``. SIGKILL at ``kill_after`` (default
-        ``stop_timeout``); shielded, and bounded by ``give_up_after`` (default a few seconds
-        more)."""
-        if kill_after is None:
-            kill_after = self.shared.settings.stop_timeout
-        if give_up_after is None:
-            give_up_after = kill_after + REAP_GRACE
-        if self.stop_done is not None and self.stop_done.is_set():
-            return StopOutcome.ALREADY_STOPPED
-        if self.stop_done is not None:  # another stop is under way: share its outcome
-            with anyio.move_on_after(give_up_after, shield=True):
-                await self.stop_done.wait()
-                return self.stop_outcome
-            return StopOutcome.TIMED_OUT
-        info = self.record()
-        if info.state.is_terminal:
-            return StopOutcome.ALREADY_STOPPED
-        self.stop_requested = True
-        self.stop_done = done = anyio.Event()
-        outcome = StopOutcome.ALREADY_STOPPED
-        try:
-            with anyio.CancelScope(shield=True):
-                self.shared.registry.transition(
-                    self.worker_id,
-                    _S.STOPPING,
-                    expected_revision=info.revision,
-                    reason=f"stopping: {reason}",
-                )
-                self.scope.cancel()
-                if self.launching is not None:
-                    await self.launching.wait()
-                outcome = await self._stop_process(reason, kill_after, give_up_after)
-        finally:
-            self.stop_outcome = outcome
-            done.set()
-        return outcome
-
-    async def _stop_process(
-        self, reason: str, kill_after: float, give_up_after: float
-    ) -> StopOutcome:
+    def grace_over(self) -> None:
+        """``Supervisor.start`` is done waiting: an exit it saw is an early one; any later exit
+        is a crash."""
         proc = self.proc
-        if proc is None or not proc.running:
-            log.info("worker %s stopped (%s); no process was running", self.worker_id, reason)
-            changes = {} if proc is None else {"exit_code": proc.returncode}
-            self.end(_S.STOPPED, f"stopped: {reason}", **changes)
-            return StopOutcome.ALREADY_STOPPED
-        log.info("stopping worker %s (pid %d): %s", self.worker_id, proc.pid, reason)
-        outcome = await escalate(
-            self.worker_id,
-            proc,
-            engine=self.engine,
-            http=self.shared.http,
-            base_url=self.shared.probe_base(proc.port),
-            http_timeout=self.shared.settings.http_shutdown_timeout,
-            kill_after=kill_after,
-            give_up_after=give_up_after,
-        )
-        if outcome is StopOutcome.TIMED_OUT:
-            self.end(_S.FAILED, f"stop ({reason}) could not reap pid {proc.pid}")
-        else:
-            self.end(_S.STOPPED, f"stopped: {reason}", exit_code=proc.returncode)
-        return outcome
+        if proc is not None and not proc.running:
+            self.apply(lc.Exited(self.core.launch, proc.returncode))
+        self.apply(lc.GraceOver())
 
-    def end(self, target: WorkerState, reason: str, **changes: Any) -> WorkerInfo:
+    def _fail_start(self, exit_code: int | None, *, forget: bool) -> None:
+        proc = self.proc
+        grace = self.shared.settings.early_exit_grace
+        took = 0.0 if proc is None else anyio.current_time() - proc.started
+        failure = LaunchFailed(
+            f"worker {self.worker_id} {describe_exit(exit_code)} {took:.2f} s after its launch, "
+            f"within early_exit_grace ({grace:g} s); nothing was kept running. Its log: "
+            f"{self.log_path}",
+            code="WORKER_EXITED_EARLY",
+            worker_id=self.worker_id,
+            exit_code=exit_code,
+            log_tail=[] if proc is None else proc.log_tail(),
+        )
+        self.start_failure = failure
+        self.settled.set()
+        self.discard(None if forget else str(failure))
+
+    # ------------------------------------------------------------------ watching
+
+    def start_watch(self) -> None:
+        """Watch the current launch (probes, idleness, its exit)."""
+        self._start_watch(self.core.launch)
+
+    def _start_watch(self, launch: int) -> None:
+        proc = self.proc
+        assert proc is not None  # Launched comes after the process was recorded
+        self.probes = probes = anyio.CancelScope()
+        self.shared.task_group.start_soon(
+            self._watch, proc, launch, probes, self.settled, name=f"watch {self.worker_id}"
+        )
+
+    async def _watch(
+        self, proc: ProcessHandle, launch: int, probes: anyio.CancelScope, settled: anyio.Event
+    ) -> None:
+        watch = LaunchWatch(
+            worker_id=self.worker_id,
+            launch=launch,
+            proc=proc,
+            engine=self.engine,
+            settings=self.shared.settings,
+            http=self.shared.http,
+            registry=self.shared.registry,
+            base_url=self.shared.probe_base(proc.port),
+            settled=settled,
+            owner=self,
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._probe, watch, probes)
+            await proc.exited.wait()
+            tg.cancel_scope.cancel()
+        self.apply(lc.Exited(launch, proc.returncode))
+        settled.set()
+
+    @staticmethod
+    async def _probe(watch: LaunchWatch, probes: anyio.CancelScope) -> None:
+        with probes:
+            await watch.run()
+
+    # WatchOwner
+
+    def become_ready(self, launch: int) -> None:
+        """The ready probe answered: the core decides whether that makes it ready."""
+        proc = self.proc
+        alive = proc is not None and proc.running
+        url = self.shared.worker_url(self.port)
+        self.apply(lc.BecameReady(launch, alive, url))
+
+    def is_serving(self, launch: int) -> bool:
+        """Whether ``launch`` is the current launch and ready."""
+        core = self.core
+        return core.phase is lc.Phase.RUNNING and core.launch == launch and core.ready
+
+    def is_busy(self) -> bool:
+        """Whether the worker is in use."""
+        return self.core.busy
+
+    def report_activity(self, busy: bool) -> None:
+        """The activity source's answer."""
+        self.apply(lc.Activity(busy))
+
+    def idle_check(self) -> bool:
+        """Ask the core whether the idle timeout is reached; it then asks for a stop."""
+        limit = self.shared.settings.idle_timeout
+        if limit is None:
+            return False
+        return any(isinstance(a, lc.RequestStop) for a in self.apply(lc.IdleCheck(limit)))
+
+    def kill(self, launch: int, reason: str, *, loading: bool) -> None:
+        """Kill the launch; its exit is then handled by the core."""
+        self.apply(lc.Kill(launch, reason, loading))
+
+    def last_heartbeat_at(self) -> float | None:
+        """anyio time of the last heartbeat."""
+        return self.last_heartbeat
+
+    def health_failed(self, failures: int, threshold: int, problem: str) -> None:
+        """Publish the failed probe."""
+        self.shared.publish(
+            HealthCheckFailed(
+                **lc.stamp(self.core, anyio.current_time()),
+                failures=failures,
+                threshold=threshold,
+                problem=problem,
+            )
+        )
+
+    # ------------------------------------------------------------------ registry effects
+
+    def _set_ready(self) -> None:
+        info = self.record()
+        updated = self.shared.registry.transition(
+            self.worker_id,
+            _S.IDLE,
+            expected_revision=info.revision,
+            failed_health_checks=0,
+            last_activity=now(),
+            reason=None,
+        )
+        self.settled.set()
+        proc = self.proc
+        log.info(
+            "worker %s (pid %s) is ready at %s, %.2f s after its launch",
+            self.worker_id,
+            "?" if proc is None else proc.pid,
+            updated.url,
+            0.0 if proc is None else anyio.current_time() - proc.started,
+        )
+
+    def _record_use(self, busy: bool) -> None:
+        registry = self.shared.registry
+        info = self.record()
+        target = _S.BUSY if busy else _S.IDLE
+        if info.state is target:
+            registry.update(self.worker_id, expected_revision=info.revision, last_activity=now())
+        elif info.state.is_ready:
+            registry.transition(
+                self.worker_id, target, expected_revision=info.revision, last_activity=now()
+            )
+
+    def _decide(self, exit_code: int | None) -> None:
+        decision = self.tracker.exited(exit_code)
+        closes_in = 0.0
+        if isinstance(decision, GiveUp):
+            closes_in = max(0.0, decision.closes_at - self.shared.clock())
+        self.apply(lc.Decided(decision, closes_in))
+
+    def _schedule_restart(self, action: lc.ScheduleRestart) -> None:
+        registry, worker_id = self.shared.registry, self.worker_id
+        info = self.record()
+        changes: dict[str, Any] = {
+            "pid": None,
+            "started_at": None,
+            "exit_code": action.exit_code,
+            "reason": action.reason,
+            "restart_count": info.restart_count + 1,
+            "last_restart": now(),
+            "failed_health_checks": 0,
+            "last_heartbeat": None,
+        }
+        if info.state is _S.LOADING:
+            registry.update(worker_id, expected_revision=info.revision, **changes)
+        else:
+            registry.transition(worker_id, _S.LOADING, expected_revision=info.revision, **changes)
+        self.last_heartbeat = None
+        pid = "?" if self.proc is None else self.proc.pid
+        log.warning(
+            "worker %s (pid %s) %s; its log: %s", worker_id, pid, action.reason, self.log_path
+        )
+        # Created here, before the task runs: a stop or refuse_new right after this must be
+        # able to cancel the wait even if the task has not started yet.
+        self.backoff = scope = anyio.CancelScope()
+        self.shared.task_group.start_soon(
+            self._backoff, scope, action.delay, name=f"backoff of {worker_id}"
+        )
+
+    async def _backoff(self, scope: anyio.CancelScope, delay: float) -> None:
+        with scope:
+            await anyio.sleep(delay)
+        if self.backoff is scope:
+            self.backoff = None
+        self.apply(lc.BackoffOver())
+
+    def _mark_stopping(self, reason: str) -> None:
+        info = self.record()
+        if info.state.is_terminal or info.state is _S.STOPPING:
+            return
+        self.shared.registry.transition(
+            self.worker_id, _S.STOPPING, expected_revision=info.revision, reason=reason
+        )
+
+    def end(self, target: WorkerState, reason: str, *, exit_code: int | None) -> WorkerInfo:
         """Move to STOPPED or FAILED; release the port once no process of this worker can be
         alive, and revoke the callback secret."""
         registry, worker_id = self.shared.registry, self.worker_id
@@ -484,18 +562,23 @@ class WorkerRun:
                 reason=reason,
                 pid=None,
                 started_at=None,
-                **changes,
+                exit_code=exit_code,
             )
+        if target is _S.FAILED:
+            log.error("worker %s ended FAILED: %s; its log: %s", worker_id, reason, self.log_path)
+        else:
+            log.info("worker %s ended STOPPED: %s", worker_id, reason)
         if self.proc is None or not self.proc.running:
             self.shared.ports.release(self.port, worker_id)
+        self.settled.set()
         self.revoke()
         return info
 
     def discard(self, keep_as_failed: str | None = None) -> None:
         """Undo a launch that failed: port back, secret revoked, and the record removed (or,
         with ``keep_as_failed``, left as FAILED with that reason)."""
-        self.discarded = True
-        self.scope.cancel()
+        if self.probes is not None:
+            self.probes.cancel()
         info = self.shared.registry.get(self.worker_id)
         if info is not None and keep_as_failed is not None and not info.state.is_terminal:
             self.shared.registry.transition(
@@ -512,6 +595,76 @@ class WorkerRun:
         if self.callback_issued and self.shared.callbacks is not None:
             self.callback_issued = False
             self.shared.callbacks.revoke(self.worker_id)
+
+    # ------------------------------------------------------------------ stopping
+
+    async def _stop_quietly(self, reason: str) -> None:
+        with contextlib.suppress(UnknownWorker):
+            await self.stop(reason)
+
+    async def stop(
+        self,
+        reason: str,
+        *,
+        kill_after: float | None = None,
+        give_up_after: float | None = None,
+    ) -> StopOutcome:
+        """Stop for good; see ``Supervisor.stop``. SIGKILL at ``kill_after`` (default
+        ``stop_timeout``); shielded, and bounded by ``give_up_after`` (default a few seconds
+        more)."""
+        if kill_after is None:
+            kill_after = self.shared.settings.stop_timeout
+        if give_up_after is None:
+            give_up_after = kill_after + REAP_GRACE
+        self.record()  # UnknownWorker once forgotten
+        for action in self.apply(lc.StopRequested(reason)):
+            if isinstance(action, lc.Answer):
+                return action.outcome
+            if isinstance(action, lc.JoinStop):
+                return await self._join_stop(give_up_after)
+        # Escalate: this call carries the stop out. Set up before the first await, so a
+        # second stop can join it.
+        self.stop_done = done = anyio.Event()
+        outcome = StopOutcome.ALREADY_STOPPED
+        try:
+            with anyio.CancelScope(shield=True):
+                if self.launching is not None:
+                    await self.launching.wait()
+                outcome = await self._escalate(reason, kill_after, give_up_after)
+        finally:
+            self.stop_outcome = outcome
+            done.set()
+        return outcome
+
+    async def _join_stop(self, give_up_after: float) -> StopOutcome:
+        done = self.stop_done
+        if done is None:  # pragma: no cover - JoinStop only follows an Escalate
+            return StopOutcome.TIMED_OUT
+        with anyio.move_on_after(give_up_after, shield=True):
+            await done.wait()
+            return self.stop_outcome
+        return StopOutcome.TIMED_OUT
+
+    async def _escalate(self, reason: str, kill_after: float, give_up_after: float) -> StopOutcome:
+        proc = self.proc
+        if proc is None or not proc.running:
+            log.info("worker %s stopped (%s); no process was running", self.worker_id, reason)
+            code = None if proc is None else proc.returncode
+            self.apply(lc.StopFinished(StopOutcome.ALREADY_STOPPED, code))
+            return StopOutcome.ALREADY_STOPPED
+        log.info("stopping worker %s (pid %d): %s", self.worker_id, proc.pid, reason)
+        outcome = await escalate(
+            self.worker_id,
+            proc,
+            engine=self.engine,
+            http=self.shared.http,
+            base_url=self.shared.probe_base(proc.port),
+            http_timeout=self.shared.settings.http_shutdown_timeout,
+            kill_after=kill_after,
+            give_up_after=give_up_after,
+        )
+        self.apply(lc.StopFinished(outcome, proc.returncode, proc.pid))
+        return outcome
 
 
 def _launch_failed(
