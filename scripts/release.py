@@ -332,88 +332,104 @@ def bump(
 # ---------------------------------------------------------------- the command line
 
 
-def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/release", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    p_changed = commands.add_parser("changed", help="list members changed since their release")
-    p_changed.add_argument("--since", help="compare with this git ref instead of each tag")
-    p_changed.add_argument("--why", action="store_true", help="say what changed")
-    p_bump = commands.add_parser("bump", help="bump versions (default: the changed members)")
-    p_bump.add_argument("part", choices=BUMP_PARTS)
-    p_bump.add_argument("dists", nargs="*")
-    p_bump.add_argument("--no-lock", action="store_true", help="do not run `uv lock` after")
-    p_build = commands.add_parser("build", help="build sdist and wheel of the changed members")
-    p_build.add_argument("dists", nargs="*", help="these instead of the changed ones")
-    p_build.add_argument("--since", help="compare with this git ref instead of each tag")
-    p_build.add_argument("--out-dir", type=Path, default=root / "dist")
-    p_tag = commands.add_parser("tag", help="tag <dist>-v<version> at HEAD")
-    p_tag.add_argument("dists", nargs="*", help="these instead of the changed ones")
-    commands.add_parser("check", help="bounds, __version__, changelogs and license files")
-    args = parser.parse_args(argv)
+def _targets(
+    root: Path, members: dict[str, Member], names: Sequence[str], since: str | None = None
+) -> list[Member]:
+    if names:
+        return _select(members, names)
+    return [member for member, _ in changed_members(root, members, since)]
 
-    members = load_members(root)
+
+def _unreleased(root: Path, targets: list[Member]) -> list[Member]:
+    """``targets``, refusing any whose current version was released already (tagged)."""
+    stale = [m for m in targets if tag_exists(root, m.tag)]
+    if stale:
+        raise ReleaseError(
+            f"{', '.join(m.tag for m in stale)} exist already: bump "
+            f"({' '.join(m.name for m in stale)}) before building or tagging again"
+        )
+    return targets
+
+
+def cmd_changed(root: Path, members: dict[str, Member], args: argparse.Namespace) -> int:
+    for member, why in changed_members(root, members, args.since):
+        print(f"{member.name}\t{why}" if args.why else member.name)
+    return 0
+
+
+def cmd_bump(root: Path, members: dict[str, Member], args: argparse.Namespace) -> int:
+    targets = _targets(root, members, args.dists)
+    if not targets:
+        print("nothing changed since the last releases; name the members to bump")
+        return 1
+    for line in bump(root, members, targets, args.part, datetime.date.today()):
+        print(line)
+    if not args.no_lock:
+        _run(["uv", "lock"], root)
+    return 0
+
+
+def cmd_build(root: Path, members: dict[str, Member], args: argparse.Namespace) -> int:
+    out_dir = args.out_dir or root / "dist"
+    for member in _unreleased(root, _targets(root, members, args.dists, args.since)):
+        command = ["uv", "build", "--package", member.name, "--no-sources"]
+        _run([*command, "--out-dir", str(out_dir)], root)
+        print(f"built {member.name} {member.version} into {out_dir}")
+    return 0
+
+
+def cmd_tag(root: Path, members: dict[str, Member], args: argparse.Namespace) -> int:
+    names = args.dists or [m.name for m in members.values() if not tag_exists(root, m.tag)]
+    for member in _unreleased(root, _select(members, names)):
+        if changed_files(root, "HEAD", member.path):
+            raise ReleaseError(
+                f"{member.path.relative_to(root)} has uncommitted changes; commit them "
+                "first, a tag names what was built"
+            )
+        _run(["git", "tag", member.tag], root)
+        print(f"tagged {member.tag}")
+    return 0
+
+
+def cmd_check(root: Path, members: dict[str, Member], args: argparse.Namespace) -> int:
+    license_text = (root / "LICENSE").read_bytes()
+    problems = bound_problems(members) + metadata_problems(members, license_text)
+    for problem in problems:
+        print(problem)
+    verdict = "OK" if not problems else f"{len(problems)} problem(s)"
+    print(f"release check: {len(members)} members, {verdict}")
+    return 1 if problems else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="scripts/release", description=__doc__.split("\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    changed = commands.add_parser("changed", help="list members changed since their release")
+    changed.add_argument("--since", help="compare with this git ref instead of each tag")
+    changed.add_argument("--why", action="store_true", help="say what changed")
+    changed.set_defaults(run=cmd_changed)
+    bump_ = commands.add_parser("bump", help="bump versions (default: the changed members)")
+    bump_.add_argument("part", choices=BUMP_PARTS)
+    bump_.add_argument("dists", nargs="*")
+    bump_.add_argument("--no-lock", action="store_true", help="do not run `uv lock` after")
+    bump_.set_defaults(run=cmd_bump)
+    build = commands.add_parser("build", help="build sdist and wheel of the changed members")
+    build.add_argument("dists", nargs="*", help="these instead of the changed ones")
+    build.add_argument("--since", help="compare with this git ref instead of each tag")
+    build.add_argument("--out-dir", type=Path, help="where the files go (default: dist/)")
+    build.set_defaults(run=cmd_build)
+    tag = commands.add_parser("tag", help="tag <dist>-v<version> at HEAD (default: untagged)")
+    tag.add_argument("dists", nargs="*", help="these instead of every untagged version")
+    tag.set_defaults(run=cmd_tag)
+    check = commands.add_parser("check", help="bounds, __version__, changelogs, license files")
+    check.set_defaults(run=cmd_check)
+    return top
+
+
+def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
+    args = parser().parse_args(argv)
     try:
-        if args.command == "changed":
-            for member, why in changed_members(root, members, args.since):
-                print(f"{member.name}\t{why}" if args.why else member.name)
-        elif args.command == "bump":
-            targets = (
-                _select(members, args.dists)
-                if args.dists
-                else [m for m, _ in changed_members(root, members)]
-            )
-            if not targets:
-                print("nothing changed since the last releases; name the members to bump")
-                return 1
-            for line in bump(root, members, targets, args.part, datetime.date.today()):
-                print(line)
-            if not args.no_lock:
-                _run(["uv", "lock"], root)
-        elif args.command == "build":
-            targets = (
-                _select(members, args.dists)
-                if args.dists
-                else [m for m, _ in changed_members(root, members, args.since)]
-            )
-            for member in targets:
-                _run(
-                    [
-                        "uv",
-                        "build",
-                        "--package",
-                        member.name,
-                        "--no-sources",
-                        "--out-dir",
-                        str(args.out_dir),
-                    ],
-                    root,
-                )
-                print(f"built {member.name} {member.version} into {args.out_dir}")
-        elif args.command == "tag":
-            targets = (
-                _select(members, args.dists)
-                if args.dists
-                else [m for m, _ in changed_members(root, members)]
-            )
-            for member in targets:
-                if changed_files(root, "HEAD", member.path):
-                    raise ReleaseError(
-                        f"{member.path.relative_to(root)} has uncommitted changes; commit "
-                        "them first, a tag names what was built"
-                    )
-                _run(["git", "tag", member.tag], root)
-                print(f"tagged {member.tag}")
-        else:
-            problems = bound_problems(members) + metadata_problems(
-                members, (root / "LICENSE").read_bytes()
-            )
-            for problem in problems:
-                print(problem)
-            print(
-                f"release check: {len(members)} members, "
-                f"{'OK' if not problems else f'{len(problems)} problem(s)'}"
-            )
-            return 1 if problems else 0
+        status: int = args.run(root, load_members(root), args)
     except ReleaseError as err:
         print(f"scripts/release: {err}", file=sys.stderr)
         return 1
@@ -423,7 +439,7 @@ def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

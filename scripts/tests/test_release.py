@@ -195,6 +195,26 @@ def test_changed_lists_untagged_members_and_those_edited_since_their_tag(
     assert capsys.readouterr().out == ""
 
 
+def test_tag_and_build_refuse_a_version_that_was_released_already(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_workspace(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "start")
+    git(tmp_path, "tag", "low-v0.1.0")
+    assert main(["tag"], root=tmp_path) == 0  # by default: every version not tagged yet
+    assert capsys.readouterr().out == "tagged high-v1.4.2\n"
+    assert git(tmp_path, "tag", "--list").split() == ["high-v1.4.2", "low-v0.1.0"]
+
+    assert main(["tag", "low"], root=tmp_path) == 1
+    assert "low-v0.1.0 exist already: bump (low)" in capsys.readouterr().err
+    (tmp_path / "packages/low/README.md").write_text("changed\n", encoding="utf-8")
+    assert main(["build", "--out-dir", str(tmp_path / "dist")], root=tmp_path) == 1
+    assert "low-v0.1.0 exist already: bump (low) before building" in capsys.readouterr().err
+    assert not (tmp_path / "dist").exists()
+
+
 @pytest.mark.skipif(shutil.which("uv") is None, reason="bump runs `uv version`")
 def test_bump_sets_versions_changelogs_and_moves_dependents_bounds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
