@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -41,6 +42,22 @@ def free_port() -> int:
         return port
 
 
+# Worker ports: blocks of 100 between 10000 and Linux's ephemeral range (32768 and up, where
+# bind(0) and outgoing connections take theirs), in an order drawn once per test process. Two
+# daemons of one run never share a block, two runs on one machine rarely do, and the daemon's
+# allocator skips a port that is busy anyway.
+_PORT_BLOCK = 100
+_PORT_BLOCKS = random.sample(range(10_000, 32_700, _PORT_BLOCK), k=len(range(10_000, 32_700, 100)))
+
+
+def random_port_range() -> tuple[int, int]:
+    """A block of worker ports no other daemon of this test run has been given."""
+    if not _PORT_BLOCKS:
+        raise RuntimeError("every worker port block between 10000 and 32700 is taken")
+    first = _PORT_BLOCKS.pop()
+    return first, first + _PORT_BLOCK - 1
+
+
 def pids_mentioning(marker: str) -> list[int]:
     """Live processes whose command line contains ``marker`` (zombies excluded)."""
     found = []
@@ -64,12 +81,19 @@ class Daemon:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.port_range = random_port_range()
         self.state_dir = tmp / "state"
         self.log_path = tmp / "daemon.log"
         self.model = tmp / "models" / "tiny.gguf"
         self.model.parent.mkdir(parents=True, exist_ok=True)
         self.model.write_bytes(b"GGUF" + bytes(1020))
-        full_env = {**os.environ, **FAST, "HF_HUB_CACHE": str(tmp / "hub"), **env}
+        full_env = {
+            **os.environ,
+            **FAST,
+            "RBEE_HIVE_PORT_RANGE": "{}-{}".format(*self.port_range),
+            "HF_HUB_CACHE": str(tmp / "hub"),
+            **env,
+        }
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [

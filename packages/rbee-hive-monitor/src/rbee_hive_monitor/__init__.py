@@ -9,6 +9,11 @@ typed lifecycle events (``LifecycleEvent``: ``WorkerReady``, ``WorkerCrashed``,
 ``Supervisor.totals`` counts them (``LifecycleTotals``) for a consumer that lagged.
 """
 
+from rbee_hive_monitor._availability import (
+    LLAMA_CPP_FIX,
+    EngineAvailability,
+    engine_availability,
+)
 from rbee_hive_monitor._engine import (
     ACTIVITY_SOURCES,
     LLAMA_CPP_PYTHON_ARGV,
@@ -39,6 +44,7 @@ from rbee_hive_monitor._stop import StopOutcome, StopReport
 from rbee_hive_monitor._supervisor import Supervisor
 from rbee_hive_monitor._worker import WorkerCallbacks
 from rbee_hive_monitor.exceptions import (
+    EngineUnavailable,
     InvalidEngine,
     InvalidSupervisorSetting,
     InvalidWorkerSpec,
@@ -57,11 +63,14 @@ __version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyprojec
 __all__ = [
     "ACTIVITY_SOURCES",
     "COUNTS",
+    "LLAMA_CPP_FIX",
     "LLAMA_CPP_PYTHON_ARGV",
     "PLACEHOLDERS",
     "AiohttpWorkerHttp",
     "BreakerOpened",
+    "EngineAvailability",
     "EngineSpec",
+    "EngineUnavailable",
     "HealthCheckFailed",
     "HttpAnswer",
     "InvalidEngine",
@@ -91,6 +100,7 @@ __all__ = [
     "WorkerStopped",
     "__version__",
     "counted_as",
+    "engine_availability",
     "engine_from_config",
     "mask_url",
     "openai_engine",

@@ -16,6 +16,7 @@ import anyio
 import anyio.abc
 
 from rbee_hive_monitor import _lifecycle as lc
+from rbee_hive_monitor._availability import engine_availability
 from rbee_hive_monitor._engine import EngineSpec
 from rbee_hive_monitor._events import LifecycleEvent, LifecycleTotals, WorkerReady
 from rbee_hive_monitor._handle import ProcessHandle
@@ -26,6 +27,7 @@ from rbee_hive_monitor._settings import SupervisorSettings, WorkerSpec
 from rbee_hive_monitor._stop import StopOutcome, StopReport
 from rbee_hive_monitor._worker import Shared, WorkerCallbacks, WorkerRun, now
 from rbee_hive_monitor.exceptions import (
+    EngineUnavailable,
     InvalidEngine,
     SupervisorClosed,
     UnknownEngine,
@@ -172,6 +174,19 @@ class Supervisor:
         return killed
 
     # ------------------------------------------------------------------ starting
+
+    def check_engine(self, name: str) -> EngineSpec:
+        """The engine called ``name`` when it can start workers here; raises ``UnknownEngine``,
+        or ``EngineUnavailable`` naming what is not installed and how to install it. Cheap
+        (a PATH lookup, a module search, nothing started): the spawn flow asks it first, so a
+        spawn on a fresh install fails at once instead of downloading, then crash-looping."""
+        engine = self._engines.get(name)
+        if engine is None:
+            raise UnknownEngine(name, sorted(self._engines))
+        found = engine_availability(engine)
+        if not found.usable:
+            raise EngineUnavailable(engine.name, found.detail, found.fix, code=found.code)
+        return engine
 
     def register(self, spec: WorkerSpec) -> WorkerInfo:
         """Register a worker in PROVISIONING (its model may still be downloading) with a port

@@ -105,6 +105,24 @@ class LaunchFailed(MonitorError):
         self.log_tail = tuple(log_tail)
 
 
+class EngineUnavailable(LaunchFailed):
+    """Raised before anything is registered or started when the engine cannot run here
+    (``engine_availability``): its program is not installed (code
+    ``WORKER_BINARY_NOT_FOUND``) or a Python module it needs is missing (code
+    ``ENGINE_UNAVAILABLE``). The message says what is missing and how to install it."""
+
+    def __init__(
+        self, engine: str, detail: str, fix: str | None, *, code: str, worker_id: str = ""
+    ) -> None:
+        super().__init__(
+            f"engine {engine!r} cannot start workers on this machine: {detail}"
+            + (f"; fix: {fix}" if fix else ""),
+            code=code,
+            worker_id=worker_id,
+        )
+        self.engine = engine
+
+
 class NoFreePort(MonitorError):
     """Raised when every port of ``port_range`` is held by a worker, reserved or busy."""
 
