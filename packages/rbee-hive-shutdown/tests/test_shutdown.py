@@ -4,6 +4,7 @@ in llm-worker-rbee's test mode so it needs no callback receiver)."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -33,6 +34,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def worker_ports() -> tuple[int, int]:
+    """A random block of worker ports below the ephemeral range, not the default 8081-9000,
+    so two test runs on one machine rarely hand their workers the same ports."""
+    first = random.randrange(10_000, 32_700, 100)
+    return first, first + 99
+
+
 class TestModeCallbacks:
     """The real worker skips its callback when the URL contains localhost:9999."""
 
@@ -46,7 +54,9 @@ class TestModeCallbacks:
 @pytest.fixture
 async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
     assert FAKE_WORKER.exists(), FAKE_WORKER
-    settings = SupervisorSettings(log_dir=tmp_path / "workers", stop_timeout=2.0)
+    settings = SupervisorSettings(
+        log_dir=tmp_path / "workers", stop_timeout=2.0, port_range=worker_ports()
+    )
     engine = rbee_engine(FAKE_WORKER, launcher=(sys.executable, "-S"))
     async with Supervisor.open(
         WorkerRegistry(), settings, [engine], callbacks=TestModeCallbacks()
@@ -114,7 +124,9 @@ async def test_new_spawns_are_refused_once_the_stop_began(
 async def test_sigterm_starts_it_and_a_second_signal_kills_at_once(
     tmp_path: Path,
 ) -> None:
-    settings = SupervisorSettings(log_dir=tmp_path / "workers", stop_timeout=30.0)
+    settings = SupervisorSettings(
+        log_dir=tmp_path / "workers", stop_timeout=30.0, port_range=worker_ports()
+    )
     engine = rbee_engine(FAKE_WORKER, launcher=(sys.executable, "-S"))
     os.environ["FAKE_WORKER_MODE"] = "hang"  # ignores SIGINT and SIGTERM: only SIGKILL works
     try:
