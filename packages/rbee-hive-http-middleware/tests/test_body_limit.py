@@ -163,3 +163,64 @@ async def test_a_bodyless_http1_get_reaches_the_app_with_the_servers_own_channel
     h2 = {"type": "http", "method": "GET", "http_version": "2", "headers": []}
     await limited(h2, receive, send)
     assert seen[0] is not receive  # HTTP/2 can carry a body without either header: counted
+
+
+class ClientDisconnect(Exception):
+    """What a framework raises when the body ends in ``http.disconnect`` (starlette's name)."""
+
+
+async def _hang_up_mid_body(app: Any) -> list[Message]:
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"model_ref": "hf:', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if len(incoming) > 1 else incoming[0]
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/workers/spawn", "headers": []}
+    await BodyLimitMiddleware(app, max_bytes=LIMIT)(scope, receive, send)
+    return sent
+
+
+async def test_a_client_that_hangs_up_mid_body_is_one_log_line_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def reads_whole_body(scope: Scope, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            if not message.get("more_body"):
+                break
+
+    with caplog.at_level("DEBUG", logger="rbee_hive.http"):
+        sent = await _hang_up_mid_body(reads_whole_body)
+    assert sent == []  # nobody left to answer
+    (record,) = caplog.records
+    assert record.levelname == "DEBUG"  # routine: clients hang up
+    assert "closed the connection" in record.getMessage()
+    assert "ClientDisconnect" in record.getMessage()
+    assert record.exc_info is None  # no traceback per dropped connection
+
+
+async def test_an_error_while_the_client_is_still_there_still_propagates() -> None:
+    async def broken(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        raise RuntimeError("a real bug")
+
+    incoming = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> Message:
+        return incoming[0]
+
+    async def send(message: Message) -> None:
+        del message
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/workers/spawn", "headers": []}
+    with pytest.raises(RuntimeError, match="a real bug"):
+        await BodyLimitMiddleware(broken, max_bytes=LIMIT)(scope, receive, send)

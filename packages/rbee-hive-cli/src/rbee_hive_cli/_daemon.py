@@ -14,9 +14,8 @@ from pathlib import Path
 
 import anyio
 import attrs
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
+from rbee_hive_cli._serve import serve_hive, server_config
 from rbee_hive_cli._settings import Address, HiveSettings
 from rbee_hive_cli._version import hive_version
 from rbee_hive_cli._wiring import (
@@ -33,6 +32,7 @@ from rbee_hive_http_middleware import (
     CallbackSecrets,
     CorrelationIdFilter,
     LockoutPolicy,
+    LogFloodFilter,
     Token,
     load_token_file,
 )
@@ -63,8 +63,10 @@ log = logging.getLogger("rbee_hive.daemon")
 
 
 def configure_logging(level: str) -> None:
-    """Log lines with the correlation id of the request they belong to."""
+    """Log lines with the correlation id of the request they belong to; a warning or error
+    repeated in a flood is logged 5 times a minute and then counted (see LogFloodFilter)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(LogFloodFilter())
     handler.addFilter(CorrelationIdFilter())
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s")
@@ -72,6 +74,14 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def report_suppressed_logs() -> None:
+    """Log what the flood filters of the root handlers dropped and have not reported yet."""
+    for handler in logging.getLogger().handlers:
+        for flood in handler.filters:
+            if isinstance(flood, LogFloodFilter):
+                flood.flush(log)
 
 
 def resolve_token(settings: HiveSettings) -> Token | None:
@@ -342,13 +352,7 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
             after_workers=[close_audit],
             on_report=report,
         )
-        config = Config()
-        # hypercorn takes ownership of the descriptor it is given, so it gets its own copy.
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
-        config.graceful_timeout = 3.0
-        config.keep_alive_timeout = 75.0
+        config = server_config(sock)
         # Everything built so far lives as long as the daemon. Freezing it takes those tens
         # of thousands of objects out of the garbage collector's full passes, which otherwise
         # cost tens of milliseconds each under load (see scripts/bench/bench_load.py).
@@ -366,9 +370,10 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
                     "ready workers are announced to queen-rbee at %s", settings.queen_callback_url
                 )
             await tg.start(shutdown.run)
-            await serve(app, config, shutdown_trigger=shutdown.server_may_stop.wait)  # type: ignore[arg-type]  # hypercorn types the app as its own Framework union
+            await serve_hive(app, config, shutdown.server_may_stop.wait)
             tg.cancel_scope.cancel()
         if shutdown.report is not None and not shutdown.report.clean:
             exit_status = 1
+    report_suppressed_logs()
     log.info("rbee-hive stopped (exit status %d)", exit_status)
     return exit_status

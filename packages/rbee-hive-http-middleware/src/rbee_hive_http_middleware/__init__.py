@@ -51,6 +51,7 @@ from rbee_hive_http_middleware._correlation import (
     valid_correlation_id,
 )
 from rbee_hive_http_middleware._lockout import FailureTracker, LockoutPolicy
+from rbee_hive_http_middleware._log_flood import LogFloodFilter
 from rbee_hive_http_middleware._responses import error_body, send_json_error
 from rbee_hive_http_middleware._token import (
     Token,
@@ -108,6 +109,7 @@ __all__ = [
     "InvalidToken",
     "InvalidTokenFile",
     "LockoutPolicy",
+    "LogFloodFilter",
     "Message",
     "MiddlewareError",
     "Receive",

@@ -28,6 +28,9 @@ class BodyLimitMiddleware:
     counted as it arrives; the chunk that crosses the cap is never handed to the app, whose
     ``receive`` raises ``RequestBodyTooLarge`` instead, and whatever response the app then
     tries to send is replaced by the 413.
+
+    When the client disconnects before its body is complete, whatever the app raises about
+    the missing body is logged as one line rather than left to the server as a crash.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
@@ -82,13 +85,16 @@ class BodyLimitMiddleware:
         exceeded = False
         app_started = False
         refused = False
+        disconnected = False
 
         async def counting_receive() -> Message:
-            nonlocal received, exceeded
+            nonlocal received, exceeded, disconnected
             if exceeded:
                 raise RequestBodyTooLarge(self._max)
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._max:
                     exceeded = True
@@ -111,5 +117,18 @@ class BodyLimitMiddleware:
         except RequestBodyTooLarge:
             if app_started:
                 raise  # a response is already on the wire: let the server abort it
+        except Exception as err:
+            if not disconnected:
+                raise
+            # The client hung up before sending its whole body; the app's complaint about
+            # that (starlette's ClientDisconnect, say) has nobody to go to and is no server
+            # error: one debug line, not a traceback per dropped connection.
+            _log.debug(
+                "client closed the connection before its %s %s was answered (%s)",
+                scope.get("method", "?"),
+                ascii(str(scope.get("path", ""))[:256]),
+                type(err).__name__,
+            )
+            return
         if exceeded and not app_started and not refused:
             await self._refuse(scope, send)
