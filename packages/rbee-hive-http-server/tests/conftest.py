@@ -4,6 +4,7 @@ mode (no callback), so tests play the worker's callbacks themselves."""
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,7 +56,12 @@ async def _hive(tmp_path: Path, token: Token | None) -> AsyncIterator[Hive]:
     secrets = CallbackSecrets()
     # localhost:9999 puts llm-worker-rbee (and the fake) into test mode: no callback.
     callbacks = CallbackUrls("http://localhost:9999", secrets)
-    settings = SupervisorSettings(log_dir=tmp_path / "workers", stop_timeout=2.0)
+    # Worker ports from a random block below the ephemeral range, not the default
+    # 8081-9000, so two test runs on one machine rarely hand out the same ports.
+    first_port = random.randrange(10_000, 32_700, 100)
+    settings = SupervisorSettings(
+        log_dir=tmp_path / "workers", stop_timeout=2.0, port_range=(first_port, first_port + 99)
+    )
     engine = rbee_engine(FAKE_WORKER, launcher=(sys.executable, "-S"))
     provisioner_settings = ProvisionerSettings(
         state_dir=tmp_path / "state", cache_dir=tmp_path / "hub"

@@ -185,7 +185,8 @@ class Supervisor:
             raise UnknownEngine(name, sorted(self._engines))
         found = engine_availability(engine)
         if not found.usable:
-            raise EngineUnavailable(engine.name, found.detail, found.fix, code=found.code)
+            code = found.code or "ENGINE_UNAVAILABLE"
+            raise EngineUnavailable(engine.name, found.detail, found.fix, code=code)
         return engine
 
     def register(self, spec: WorkerSpec) -> WorkerInfo:
