@@ -193,6 +193,14 @@ def release_changelog(changelog: str, version: Version, date: datetime.date) -> 
     return changelog.replace(UNRELEASED, f"{UNRELEASED}\n\n## [{version}] - {date.isoformat()}", 1)
 
 
+def unreleased_notes(changelog: str) -> str:
+    """The text under the Unreleased heading, up to the next version's heading."""
+    _, found, rest = changelog.partition(UNRELEASED + "\n")
+    if not found:
+        raise ReleaseError(f"the changelog has no '{UNRELEASED}' heading")
+    return rest.split("\n## ", 1)[0].strip()
+
+
 def note_unreleased(changelog: str, section: str, note: str) -> str:
     """Add the bullet ``note`` under ``### section`` of the Unreleased part."""
     lines = changelog.splitlines()
@@ -301,11 +309,14 @@ def bump(
                 set_version_line(member.init_file.read_text(encoding="utf-8"), new),
                 encoding="utf-8",
             )
-        member.changelog.write_text(
-            release_changelog(member.changelog.read_text(encoding="utf-8"), new, today),
-            encoding="utf-8",
-        )
+        changelog = member.changelog.read_text(encoding="utf-8")
+        member.changelog.write_text(release_changelog(changelog, new, today), encoding="utf-8")
         report.append(f"{member.name} {member.version} -> {new}")
+        if not unreleased_notes(changelog):
+            report.append(
+                f"{member.name}: its Unreleased section was empty; write under [{new}] in "
+                f"{member.changelog.relative_to(root)} what changed"
+            )
     members = load_members(root)
     bumped = {m.name: members[m.name].version for m in targets}
     for dependent in members.values():

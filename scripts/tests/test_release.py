@@ -21,6 +21,7 @@ from scripts.release import (
     raised_requirement,
     release_changelog,
     set_version_line,
+    unreleased_notes,
 )
 
 LICENSE = b"the license text\n"
@@ -150,6 +151,11 @@ def test_releasing_a_changelog_moves_the_unreleased_notes_under_the_version() ->
         release_changelog("# Changelog\n", Version("0.2.0"), datetime.date(2026, 12, 2))
 
 
+def test_the_unreleased_notes_end_at_the_next_version() -> None:
+    assert unreleased_notes(CHANGELOG) == "### Fixed\n\n- A fix."
+    assert unreleased_notes("## [Unreleased]\n\n## [0.1.0] - 2026-01-01\n\n- x\n") == ""
+
+
 def test_a_note_joins_its_section_of_the_unreleased_part() -> None:
     fixed = note_unreleased(CHANGELOG, "Fixed", "Another fix.")
     assert "### Fixed\n\n- A fix.\n- Another fix.\n\n## [0.1.0]" in fixed
@@ -224,6 +230,7 @@ def test_bump_sets_versions_changelogs_and_moves_dependents_bounds(
     out = capsys.readouterr().out
     assert "low 0.1.0 -> 0.2.0" in out
     assert "high: low[fast]>=0.1.0,<0.2 -> low[fast]>=0.2.0,<0.3 (release it too)" in out
+    assert "Unreleased section was empty" not in out  # low had notes to release
 
     members = load_members(tmp_path)
     assert members["low"].version == Version("0.2.0")
@@ -238,6 +245,9 @@ def test_bump_sets_versions_changelogs_and_moves_dependents_bounds(
     assert "### Changed\n\n- Requires `low[fast]>=0.2.0,<0.3`." in high_log
     # the bumped workspace passes the check CI runs
     assert main(["check"], root=tmp_path) == 0
+    capsys.readouterr()
+    assert main(["bump", "patch", "low", "--no-lock"], root=tmp_path) == 0
+    assert "low: its Unreleased section was empty; write under [0.2.1]" in capsys.readouterr().out
 
 
 def test_bump_refuses_an_unknown_member(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
