@@ -16,14 +16,17 @@ import anyio
 import anyio.abc
 
 from rbee_hive_monitor import _lifecycle as lc
+from rbee_hive_monitor._adopt import CallbackRestorer, adopt_survivors
 from rbee_hive_monitor._availability import engine_availability
 from rbee_hive_monitor._engine import EngineSpec
 from rbee_hive_monitor._events import LifecycleEvent, LifecycleTotals, WorkerReady
 from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import AiohttpWorkerHttp, WorkerHttp, new_session
 from rbee_hive_monitor._ports import PortAllocator
-from rbee_hive_monitor._process import WorkerProcess
+from rbee_hive_monitor._process import WorkerProcess, mask_url
+from rbee_hive_monitor._recorder import LaunchDetails, StateRecorder
 from rbee_hive_monitor._settings import SupervisorSettings, WorkerSpec
+from rbee_hive_monitor._state_file import StateFile
 from rbee_hive_monitor._stop import StopOutcome, StopReport
 from rbee_hive_monitor._worker import Shared, WorkerCallbacks, WorkerRun, now
 from rbee_hive_monitor.exceptions import (
@@ -129,6 +132,7 @@ class Supervisor:
             if http is None:
                 http = AiohttpWorkerHttp(await stack.enter_async_context(new_session()))
             supervisor: Supervisor | None = None
+            recorder: StateRecorder | None = None
             try:
                 async with anyio.create_task_group() as tg:
                     shared = Shared(
@@ -143,6 +147,8 @@ class Supervisor:
                     )
                     supervisor = cls(shared, engine_map)
                     try:
+                        if settings.state_file is not None:
+                            recorder = await supervisor._take_back(settings.state_file)
                         yield supervisor
                     finally:
                         with anyio.move_on_after(_FINAL_REAP_TIMEOUT, shield=True):
@@ -151,6 +157,8 @@ class Supervisor:
             finally:
                 if supervisor is not None:
                     supervisor._record_hive_stop()
+                if recorder is not None:
+                    recorder.write_if_changed()  # no task runs now: says that none runs
 
     def refuse_new(self) -> None:
         """From now on ``register``/``spawn``/``start`` raise ``SupervisorClosed`` and no worker
@@ -280,13 +288,16 @@ class Supervisor:
         *,
         model_path: str | PathLike[str],
         restart_count: int = 0,
+        callback_url: str | None = None,
     ) -> WorkerInfo:
         """Take over a worker whose process already runs and serves, e.g. one that outlived an
         earlier hive: ``spec.worker_id`` is required and ``proc.port`` is its port. It is
         registered IDLE with its pid, its exit is watched (``proc.watch``), its probes resume
         and a ``WorkerReady(adopted=True)`` is published; from then on it is supervised like
-        any other (a crash is restarted as a new child). Raises ``SupervisorClosed``,
-        ``UnknownEngine`` or ``WorkerConflict`` (id or port in use)."""
+        any other (a crash is restarted as a new child). ``callback_url`` is the URL the worker
+        reports to, if the callbacks can take it back (``restore``), its heartbeats count
+        again. Raises ``SupervisorClosed``, ``UnknownEngine`` or ``WorkerConflict`` (id or port
+        in use)."""
         shared = self._shared
         if shared.closed:
             raise SupervisorClosed
@@ -328,6 +339,7 @@ class Supervisor:
         run.proc = proc
         run.settled.set()
         run.tracker.started()
+        run.callback_issued = self._restore_callback(worker_id, callback_url)
         shared.runs[worker_id] = run
         shared.task_group.start_soon(proc.watch, name=f"exit of adopted {worker_id}")
         run.start_watch()
@@ -518,6 +530,46 @@ class Supervisor:
                 proc.returncode = proc.process.returncode
                 proc.exited.set()
             run.apply(lc.HiveGone(None if proc is None else proc.returncode))
+
+    async def _take_back(self, state_file: Path) -> StateRecorder:
+        """Adopt the workers an earlier hive left running, then keep ``state_file`` written."""
+        shared = self._shared
+        state = StateFile(state_file)
+        await adopt_survivors(
+            self, state, task_group=shared.task_group, stop_grace=shared.settings.stop_timeout
+        )
+        recorder = StateRecorder(shared.registry, state, self._launch_details)
+        await shared.task_group.start(recorder.run, name="adoption state file")
+        return recorder
+
+    def _launch_details(self, worker_id: str) -> LaunchDetails | None:
+        """What the state file keeps of the worker's current process, beyond its record."""
+        run = self._shared.runs.get(worker_id)
+        if run is None or not isinstance(run.proc, WorkerProcess) or not run.proc.running:
+            return None
+        urls = run.proc.secret_urls
+        return LaunchDetails(
+            env=run.spec.env,
+            callback_url=urls[0] if urls else None,
+            log_path=run.log_path,
+            launch=run.proc.launch,
+        )
+
+    def _restore_callback(self, worker_id: str, url: str | None) -> bool:
+        """Accept an adopted worker's callback URL again; True when its secret is live."""
+        callbacks = self._shared.callbacks
+        if url is None or callbacks is None:
+            return False
+        if isinstance(callbacks, CallbackRestorer) and callbacks.restore(worker_id, url):
+            return True
+        log.warning(
+            "worker %s (adopted) reports to %s, a callback URL this hive cannot take back "
+            "(does it listen on another address now?); its heartbeats are not counted, its "
+            "probes still watch it",
+            worker_id,
+            mask_url(url),
+        )
+        return False
 
     def _run(self, worker_id: str) -> WorkerRun:
         run = self._shared.runs.get(worker_id)

@@ -277,6 +277,11 @@ class WorkerRun:
                     header=f"launch {launch} of {worker_id} (engine {engine.name}, "
                     f"port {self.port})",
                     secret_urls=secrets,
+                    # Spawned from the event loop's thread, which lives as long as the hive:
+                    # PDEATHSIG fires when the spawning thread ends, not only the process.
+                    parent_death_signal=(
+                        signal.SIGTERM if shared.settings.kill_workers_on_exit else None
+                    ),
                 )
             self.proc = proc = WorkerProcess(
                 process=process,
