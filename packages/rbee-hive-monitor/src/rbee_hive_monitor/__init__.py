@@ -37,6 +37,14 @@ from rbee_hive_monitor._events import (
 )
 from rbee_hive_monitor._handle import ProcessHandle
 from rbee_hive_monitor._http import AiohttpWorkerHttp, HttpAnswer, WorkerHttp
+from rbee_hive_monitor._pool import (
+    AuditTrail,
+    Resync,
+    SpawnCounters,
+    SpawnRequest,
+    StoppedWorker,
+    WorkerPool,
+)
 from rbee_hive_monitor._ports import port_is_free
 from rbee_hive_monitor._process import mask_url
 from rbee_hive_monitor._settings import SupervisorSettings, WorkerSpec
@@ -49,6 +57,7 @@ from rbee_hive_monitor.exceptions import (
     InvalidSupervisorSetting,
     InvalidWorkerSpec,
     LaunchFailed,
+    ModelInUse,
     MonitorError,
     NoFreePort,
     SupervisorClosed,
@@ -67,6 +76,7 @@ __all__ = [
     "LLAMA_CPP_PYTHON_ARGV",
     "PLACEHOLDERS",
     "AiohttpWorkerHttp",
+    "AuditTrail",
     "BreakerOpened",
     "EngineAvailability",
     "EngineSpec",
@@ -79,11 +89,16 @@ __all__ = [
     "LaunchFailed",
     "LifecycleEvent",
     "LifecycleTotals",
+    "ModelInUse",
     "MonitorError",
     "NoFreePort",
     "ProcessHandle",
+    "Resync",
+    "SpawnCounters",
+    "SpawnRequest",
     "StopOutcome",
     "StopReport",
+    "StoppedWorker",
     "Supervisor",
     "SupervisorClosed",
     "SupervisorSettings",
@@ -95,6 +110,7 @@ __all__ = [
     "WorkerHttp",
     "WorkerLaunchFailed",
     "WorkerNotReadyable",
+    "WorkerPool",
     "WorkerReady",
     "WorkerSpec",
     "WorkerStopped",

@@ -143,3 +143,17 @@ class SupervisorClosed(MonitorError):
 
     def __init__(self) -> None:
         super().__init__("the hive is shutting down and starts no new workers")
+
+
+class ModelInUse(MonitorError):
+    """Raised by ``WorkerPool.remove_model`` while live workers use the model (HTTP 409);
+    ``workers`` are their ids. Nothing was removed."""
+
+    code = "MODEL_IN_USE"
+
+    def __init__(self, model_ref: str, workers: Sequence[str]) -> None:
+        super().__init__(
+            f"model {model_ref!r} is used by {len(workers)} worker(s); stop them first"
+        )
+        self.model_ref = model_ref
+        self.workers = tuple(workers)
