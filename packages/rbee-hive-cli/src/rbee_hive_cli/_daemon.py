@@ -41,7 +41,6 @@ from rbee_hive_http_server import (
     HiveContext,
     QueenNotifier,
     QueenSettings,
-    SpawnService,
     create_app,
 )
 from rbee_hive_metrics import HiveMetrics, LiveState
@@ -49,6 +48,7 @@ from rbee_hive_monitor import (
     EngineSpec,
     Supervisor,
     SupervisorSettings,
+    WorkerPool,
     engine_from_config,
     openai_engine,
     rbee_engine,
@@ -302,18 +302,19 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         supervisor = await stack.enter_async_context(
             Supervisor.open(registry, supervisor_settings, engines, callbacks=callbacks)
         )
-        resources = ResourcesAdapter(host, admission, registry, metrics)
-        spawner = SpawnService(registry, supervisor, provisioner, resources)
         audit_adapter = AuditAdapter(audit)
+        pool = WorkerPool(
+            registry, supervisor, provisioner, admission, audit=audit_adapter, counters=metrics
+        )
         context = HiveContext(
             version=hive_ver,
             registry=registry,
             supervisor=supervisor,
             provisioner=provisioner,
-            spawner=spawner,
+            pool=pool,
             engines=[e.name for e in engines],
             default_engine=settings.default_engine,
-            resources=resources,
+            resources=ResourcesAdapter(host, admission, registry),
             metrics=MetricsAdapter(metrics),
             audit=audit_adapter,
         )
@@ -359,7 +360,7 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         gc.collect()
         gc.freeze()
         async with anyio.create_task_group() as tg:
-            await tg.start(spawner.run)
+            await tg.start(pool.run)
             await tg.start(MetricsFollower(registry, metrics, provisioner).run)
             if settings.queen_callback_url:
                 notifier = QueenNotifier(

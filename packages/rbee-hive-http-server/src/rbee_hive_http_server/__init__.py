@@ -1,7 +1,7 @@
 """The rbee-hive HTTP API (Starlette), the queen-rbee notifier and ``HiveClient``.
 
-``create_app`` builds the ASGI app from a ``HiveContext``; ``SpawnService`` runs the spawn
-flow (model -> admission -> supervisor); ``QueenNotifier`` tells queen-rbee about ready
+``create_app`` builds the ASGI app from a ``HiveContext``, whose ``WorkerPool`` (from
+rbee_hive_monitor) runs the spawn flow; ``QueenNotifier`` tells queen-rbee about ready
 workers; ``CallbackUrls`` hands workers their secret callback URLs; ``HiveClient`` is the typed
 client of this API; ``build_openapi`` is the API's OpenAPI document.
 """
@@ -12,13 +12,6 @@ from rbee_hive_http_server._client import HiveClient
 from rbee_hive_http_server._context import Audit, HiveContext, MetricsView, ResourceView
 from rbee_hive_http_server._openapi import build_openapi
 from rbee_hive_http_server._queen import QueenNotifier, QueenSettings
-from rbee_hive_http_server._spawn import (
-    AdmissionGate,
-    Admitted,
-    OpenAdmission,
-    SpawnRequest,
-    SpawnService,
-)
 from rbee_hive_http_server.exceptions import ApiError, HiveClientError
 
 __version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyproject.toml
@@ -26,8 +19,6 @@ __version__ = "0.1.0"  # the release; scripts/release keeps it equal to pyprojec
 __all__ = [
     "MAX_BODY_BYTES",
     "PUBLIC_PATHS",
-    "AdmissionGate",
-    "Admitted",
     "ApiError",
     "Audit",
     "CallbackUrls",
@@ -35,12 +26,9 @@ __all__ = [
     "HiveClientError",
     "HiveContext",
     "MetricsView",
-    "OpenAdmission",
     "QueenNotifier",
     "QueenSettings",
     "ResourceView",
-    "SpawnRequest",
-    "SpawnService",
     "__version__",
     "build_openapi",
     "create_app",

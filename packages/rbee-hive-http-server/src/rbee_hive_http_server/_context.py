@@ -8,8 +8,7 @@ from typing import Any, Protocol
 import attrs
 from starlette.requests import Request
 
-from rbee_hive_http_server._spawn import SpawnService
-from rbee_hive_monitor import Supervisor
+from rbee_hive_monitor import Supervisor, WorkerPool
 from rbee_hive_provisioner import Provisioner
 from rbee_hive_registry import WorkerRegistry
 
@@ -41,7 +40,8 @@ class MetricsView(Protocol):
 
 
 class Audit(Protocol):
-    """Where the routes record what they did (worker spawn/stop, model download/remove)."""
+    """Where the routes record what they did themselves (model downloads); the pool records
+    worker spawns and stops and model removals through the audit it was built with."""
 
     def record(self, event: str, *, outcome: str, details: dict[str, Any]) -> None:
         """Append one audit record."""
@@ -57,7 +57,8 @@ class HiveContext:
     registry: WorkerRegistry
     supervisor: Supervisor
     provisioner: Provisioner
-    spawner: SpawnService
+    pool: WorkerPool
+    """Spawns and stops workers and removes models (the model-in-use rule)."""
     engines: Sequence[str]
     default_engine: str = "rbee"
     resources: ResourceView | None = None

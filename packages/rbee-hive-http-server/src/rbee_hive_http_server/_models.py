@@ -134,35 +134,15 @@ async def list_downloads(request: Request) -> JSONResponse:
 
 async def remove_model(request: Request) -> JSONResponse:
     """Remove a model from the catalog (and its blob when nothing else links to it);
-    refused while a worker uses it."""
+    refused while a worker uses it (the pool's rule; it audits the removal)."""
     ctx = context_of(request)
     text = request.query_params.get("model_ref", "")
     if not text:
         raise ApiError(422, "INVALID_FIELD", "give the model as ?model_ref=hf:ORG/REPO[:FILE]")
-    ref = _parse_ref(text)
-    local = await ctx.provisioner.lookup(ref)
-    users = [
-        w.id
-        for w in ctx.registry.list()
-        if not w.state.is_terminal
-        and (
-            w.model_ref in (text, str(ref))
-            or (local is not None and w.model_path and w.model_path == str(local.path))
-        )
-    ]
-    if users:
-        raise ApiError(
-            409,
-            "MODEL_IN_USE",
-            f"model {str(ref)!r} is used by {len(users)} worker(s); stop them first",
-            details={"workers": users},
-        )
     try:
-        entry = await ctx.provisioner.remove(ref)
+        entry = await ctx.pool.remove_model(text)
     except Exception as err:
         raise translate(err) from err
-    if ctx.audit is not None:
-        ctx.audit.record("model.remove", outcome="removed", details={"model_ref": entry.reference})
     return JSONResponse({"removed": entry_to_json(entry)})
 
 

@@ -16,17 +16,18 @@ from starlette.routing import Route
 from rbee_hive_http_middleware import callback_worker_id
 from rbee_hive_http_server._body import IDENTIFIER, WORKER_ID, check_identifier, parse_json_body
 from rbee_hive_http_server._context import context_of
-from rbee_hive_http_server._spawn import SpawnRequest
 from rbee_hive_http_server.exceptions import ApiError
 from rbee_hive_monitor import (
     LaunchFailed,
+    ModelInUse,
     MonitorError,
     NoFreePort,
+    SpawnRequest,
     SupervisorClosed,
     UnknownWorker,
     WorkerConflict,
 )
-from rbee_hive_provisioner import ModelRef, ProvisionerError
+from rbee_hive_provisioner import ProvisionerError
 from rbee_hive_registry import worker_to_json, workers_to_json
 
 log = logging.getLogger("rbee_hive.http")
@@ -81,6 +82,8 @@ def translate(err: Exception) -> ApiError:
     if isinstance(err, LaunchFailed):
         details: dict[str, Any] = {"exit_code": err.exit_code}
         return ApiError(502, err.code, str(err), details=details)
+    if isinstance(err, ModelInUse):
+        return ApiError(409, err.code, str(err), details={"workers": list(err.workers)})
     if isinstance(err, ProvisionerError):
         return ApiError(err.http_status, err.code, str(err))
     if isinstance(err, MonitorError):
@@ -117,7 +120,8 @@ def _device(value: int | str) -> int | str:
 
 
 async def spawn(request: Request) -> JSONResponse:
-    """Start a worker; answers at once (``provisioning`` while its model downloads)."""
+    """Start a worker; answers at once (``provisioning`` while its model downloads). The
+    pool runs the spawn, logs and audits it; this route checks the body and maps errors."""
     ctx = context_of(request)
     body = await parse_json_body(request, SpawnBody)
     backend = check_identifier(body.backend, "backend")
@@ -140,33 +144,11 @@ async def spawn(request: Request) -> JSONResponse:
             details={"fields": ["engine"]},
         )
     try:
-        ref = ModelRef.parse(body.model_ref)
-        worker = await ctx.spawner.spawn(
-            SpawnRequest(model_ref=ref, backend=backend, device=device, engine=engine)
+        worker = await ctx.pool.spawn(
+            SpawnRequest(model_ref=body.model_ref, backend=backend, device=device, engine=engine)
         )
     except Exception as err:
-        api = translate(err)
-        log.warning(
-            "spawn of %s on %s:%s refused: %s %s",
-            ascii(body.model_ref)[:200],
-            backend,
-            device,
-            api.code,
-            api.message,
-        )
-        if ctx.audit is not None:
-            ctx.audit.record(
-                "worker.spawn",
-                outcome="refused",
-                details={"model_ref": ascii(body.model_ref)[:200], "code": api.code},
-            )
-        raise api from err
-    if ctx.audit is not None:
-        ctx.audit.record(
-            "worker.spawn",
-            outcome="accepted",
-            details={"worker_id": worker.id, "model_ref": worker.model_ref, "pid": worker.pid},
-        )
+        raise translate(err) from err
     return JSONResponse({"worker_id": worker.id, "url": worker.url, "state": worker.state.value})
 
 
@@ -266,17 +248,15 @@ async def stop_worker(request: Request) -> JSONResponse:
     ctx = context_of(request)
     worker_id = _path_worker(request)
     try:
-        outcome = await ctx.supervisor.stop(worker_id, reason="stopped through the API")
-        last = ctx.supervisor.forget(worker_id)
+        stopped = await ctx.pool.stop(worker_id)
     except Exception as err:
         raise translate(err) from err
-    if ctx.audit is not None:
-        details = {"worker_id": worker_id, "pid": last.pid, "exit_code": last.exit_code}
-        ctx.audit.record("worker.stop", outcome=outcome.value, details=details)
-        if outcome.value == "forced":  # it ignored its graceful signal and was SIGKILLed
-            ctx.audit.record("worker.kill", outcome="killed", details=details)
     return JSONResponse(
-        {"worker_id": worker_id, "outcome": outcome.value, "state": last.state.value}
+        {
+            "worker_id": worker_id,
+            "outcome": stopped.outcome.value,
+            "state": stopped.last.state.value,
+        }
     )
 
 
