@@ -8,6 +8,11 @@ Run inside the synced workspace (every distribution installed):
 It reads every ``import`` in ``src/`` (including ones inside functions and TYPE_CHECKING
 blocks), maps import names to distributions with ``importlib.metadata``, and compares them
 with ``[project] dependencies``. Exit status 1 lists every problem with the file and line.
+
+Optional extras (``[project.optional-dependencies]``) are understood: what ``import PACKAGE``
+loads (the top-level ``__init__`` and every module it reaches through the package's own
+imports) may use only the base dependencies, so a bare ``pip install`` can import it; the other
+modules (say ``PACKAGE.app``, behind the ``server`` extra) may also use the extras.
 """
 
 from __future__ import annotations
@@ -54,11 +59,57 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
     return found
 
 
+def own_imports_of(path: Path, own_module: str) -> set[str]:
+    """The modules of the package itself that ``path`` imports (``pkg._x``, ``pkg.app``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == own_module)
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] == own_module
+        ):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def core_sources(src: Path, own_module: str) -> set[Path]:
+    """The files ``import OWN_MODULE`` loads: its ``__init__`` and all it reaches."""
+    by_module: dict[str, Path] = {}
+    for source in src.rglob("*.py"):
+        parts = list(source.relative_to(src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        by_module[".".join(parts)] = source
+    seen: set[Path] = set()
+    todo = [own_module]
+    while todo:
+        name = todo.pop()
+        # importing a.b.c runs a/__init__ and a/b/__init__ first
+        chain = [".".join(name.split(".")[: i + 1]) for i in range(len(name.split(".")))]
+        for module in chain:
+            source = by_module.get(module)
+            if source is not None and source not in seen:
+                seen.add(source)
+                todo.extend(own_imports_of(source, own_module))
+    return seen
+
+
 def check(package_dir: Path, module_to_dists: dict[str, list[str]]) -> list[str]:
     meta = tomllib.loads((package_dir / "pyproject.toml").read_text(encoding="utf-8"))
     dist = normalise(meta["project"]["name"])
-    declared = {requirement_name(r) for r in meta["project"].get("dependencies", [])}
+    base = {requirement_name(r) for r in meta["project"].get("dependencies", [])}
+    extras = {
+        name: {requirement_name(r) for r in requirements}
+        for name, requirements in meta["project"].get("optional-dependencies", {}).items()
+    }
+    declared = base.union(*extras.values())
     own_module = dist.replace("-", "_")
+    core = core_sources(package_dir / "src", own_module)
     problems: list[str] = []
     used: dict[str, tuple[Path, int]] = {}
     for source in sorted((package_dir / "src").rglob("*.py")):
@@ -77,6 +128,13 @@ def check(package_dir: Path, module_to_dists: dict[str, list[str]]) -> list[str]
                 continue
             for name in dists:
                 used.setdefault(name, (source, line))
+                if source in core and name not in base and name in declared:
+                    problems.append(
+                        f"{source.relative_to(ROOT)}:{line}: imports {module!r} from an extra "
+                        f"of {dist}, but `import {own_module}` loads this module, so a bare "
+                        f"`pip install {dist}` fails; import it only in modules the extra "
+                        "serves, or make it a base dependency"
+                    )
     for name, (source, line) in sorted(used.items()):
         if name not in declared:
             problems.append(

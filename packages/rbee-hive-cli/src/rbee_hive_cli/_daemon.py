@@ -14,8 +14,9 @@ from pathlib import Path
 
 import anyio
 import attrs
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
-from rbee_hive_cli._serve import serve_hive, server_config
 from rbee_hive_cli._settings import Address, HiveSettings
 from rbee_hive_cli._version import hive_version
 from rbee_hive_cli._wiring import (
@@ -32,15 +33,15 @@ from rbee_hive_http_middleware import (
     CallbackSecrets,
     CorrelationIdFilter,
     LockoutPolicy,
-    LogFloodFilter,
     Token,
     load_token_file,
 )
-from rbee_hive_http_server import (
+from rbee_hive_http_server.app import (
     CallbackUrls,
     HiveContext,
     QueenNotifier,
     QueenSettings,
+    SpawnService,
     create_app,
 )
 from rbee_hive_metrics import HiveMetrics, LiveState
@@ -48,7 +49,6 @@ from rbee_hive_monitor import (
     EngineSpec,
     Supervisor,
     SupervisorSettings,
-    WorkerPool,
     engine_from_config,
     openai_engine,
     rbee_engine,
@@ -63,10 +63,8 @@ log = logging.getLogger("rbee_hive.daemon")
 
 
 def configure_logging(level: str) -> None:
-    """Log lines with the correlation id of the request they belong to; a warning or error
-    repeated in a flood is logged 5 times a minute and then counted (see LogFloodFilter)."""
+    """Log lines with the correlation id of the request they belong to."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(LogFloodFilter())
     handler.addFilter(CorrelationIdFilter())
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s")
@@ -74,14 +72,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-
-
-def report_suppressed_logs() -> None:
-    """Log what the flood filters of the root handlers dropped and have not reported yet."""
-    for handler in logging.getLogger().handlers:
-        for flood in handler.filters:
-            if isinstance(flood, LogFloodFilter):
-                flood.flush(log)
 
 
 def resolve_token(settings: HiveSettings) -> Token | None:
@@ -302,19 +292,18 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         supervisor = await stack.enter_async_context(
             Supervisor.open(registry, supervisor_settings, engines, callbacks=callbacks)
         )
+        resources = ResourcesAdapter(host, admission, registry, metrics)
+        spawner = SpawnService(registry, supervisor, provisioner, resources)
         audit_adapter = AuditAdapter(audit)
-        pool = WorkerPool(
-            registry, supervisor, provisioner, admission, audit=audit_adapter, counters=metrics
-        )
         context = HiveContext(
             version=hive_ver,
             registry=registry,
             supervisor=supervisor,
             provisioner=provisioner,
-            pool=pool,
+            spawner=spawner,
             engines=[e.name for e in engines],
             default_engine=settings.default_engine,
-            resources=ResourcesAdapter(host, admission, registry),
+            resources=resources,
             metrics=MetricsAdapter(metrics),
             audit=audit_adapter,
         )
@@ -353,14 +342,20 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
             after_workers=[close_audit],
             on_report=report,
         )
-        config = server_config(sock)
+        config = Config()
+        # hypercorn takes ownership of the descriptor it is given, so it gets its own copy.
+        config.bind = [f"fd://{os.dup(sock.fileno())}"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
+        config.graceful_timeout = 3.0
+        config.keep_alive_timeout = 75.0
         # Everything built so far lives as long as the daemon. Freezing it takes those tens
         # of thousands of objects out of the garbage collector's full passes, which otherwise
         # cost tens of milliseconds each under load (see scripts/bench/bench_load.py).
         gc.collect()
         gc.freeze()
         async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
+            await tg.start(spawner.run)
             await tg.start(MetricsFollower(registry, metrics, provisioner).run)
             if settings.queen_callback_url:
                 notifier = QueenNotifier(
@@ -371,10 +366,9 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
                     "ready workers are announced to queen-rbee at %s", settings.queen_callback_url
                 )
             await tg.start(shutdown.run)
-            await serve_hive(app, config, shutdown.server_may_stop.wait)
+            await serve(app, config, shutdown_trigger=shutdown.server_may_stop.wait)  # type: ignore[arg-type]  # hypercorn types the app as its own Framework union
             tg.cancel_scope.cancel()
         if shutdown.report is not None and not shutdown.report.clean:
             exit_status = 1
-    report_suppressed_logs()
     log.info("rbee-hive stopped (exit status %d)", exit_status)
     return exit_status

@@ -19,7 +19,8 @@ from rbee_hive_cli._output import ProgressLine, emit_json, human_bytes, table
 
 if TYPE_CHECKING:
     from rbee_hive_cli._settings import HiveSettings
-    from rbee_hive_http_server import HiveClient
+    from rbee_hive_http_server import Download, Health, HiveClient
+    from rbee_hive_registry import WorkerInfo
 
 T = TypeVar("T")
 
@@ -163,18 +164,16 @@ def daemon(**flags: Any) -> None:
 # ---------------------------------------------------------------- workers
 
 
-def _worker_rows(workers: list[dict[str, Any]]) -> list[list[Any]]:
+def _wire_json(value: object) -> Any:
+    """A wire object (or a list of them) as the JSON the daemon sent."""
+    from rbee_hive_http_server import to_json
+
+    return to_json(value)
+
+
+def _worker_rows(workers: list[WorkerInfo]) -> list[list[Any]]:
     return [
-        [
-            w["id"],
-            w["state"],
-            w["model_ref"],
-            w["backend"],
-            w["device"],
-            w["url"],
-            w.get("pid"),
-            w.get("restart_count", 0),
-        ]
+        [w.id, w.state.value, w.model_ref, w.backend, w.device, w.url, w.pid, w.restart_count]
         for w in workers
     ]
 
@@ -195,9 +194,9 @@ def _spawn_and_print(
         options, lambda hive: hive.spawn(model_ref, backend=backend, device=dev, engine=engine)
     )
     if as_json:
-        emit_json(result)
+        emit_json(_wire_json(result))
     else:
-        click.echo(f"worker {result['worker_id']} is {result['state']} at {result['url']}")
+        click.echo(f"worker {result.worker_id} is {result.state.value} at {result.url}")
 
 
 def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.Group:
@@ -255,7 +254,7 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
         """Every worker of the daemon."""
         workers = _ask((addr, token_file, config), lambda hive: hive.list_workers())
         if as_json:
-            emit_json({"workers": workers})
+            emit_json({"workers": _wire_json(workers)})
         else:
             table(_WORKER_HEADERS, _worker_rows(workers))
 
@@ -267,10 +266,11 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
     ) -> None:
         """One worker in full."""
         worker = _ask((addr, token_file, config), lambda hive: hive.worker(worker_id))
+        shown = _wire_json(worker)
         if as_json:
-            emit_json(worker)
+            emit_json(shown)
         else:
-            for key, value in worker.items():
+            for key, value in shown.items():
                 click.echo(f"{key:>22}: {value}")
 
     @group.command("stop")
@@ -282,9 +282,9 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
         """Stop a worker for good (it is not restarted)."""
         result = _ask((addr, token_file, config), lambda hive: hive.stop_worker(worker_id))
         if as_json:
-            emit_json(result)
+            emit_json(_wire_json(result))
         else:
-            click.echo(f"worker {worker_id} stopped ({result['outcome']})")
+            click.echo(f"worker {worker_id} stopped ({result.outcome})")
 
     @group.command("logs")
     @click.argument("worker_id")
@@ -301,9 +301,9 @@ def _workers_group(name: str, help_text: str, *, keeper: bool = False) -> click.
         """The last lines of a worker's log."""
         out = _ask((addr, token_file, config), lambda hive: hive.worker_logs(worker_id, lines))
         if as_json:
-            emit_json({"worker_id": worker_id, "lines": out})
+            emit_json(_wire_json(out))
         else:
-            for line in out:
+            for line in out.lines:
                 click.echo(line)
 
     return group
@@ -344,14 +344,14 @@ def models_download(
     async def through_daemon() -> dict[str, Any]:
         async with client as hive:
             started = await hive.download(model_ref)
-            if started["download_id"] == "cached":
-                return {"stage": "complete", "local_path": started["local_path"], "cached": True}
+            if started.download_id == "cached":
+                return {"stage": "complete", "local_path": started.local_path, "cached": True}
             bar = ProgressLine(model_ref)
             last: dict[str, Any] = {}
-            async for event in hive.progress(started["download_id"]):
-                last = event
-                if event.get("stage") == "downloading" and not as_json:
-                    bar.update(event)
+            async for event in hive.progress(started.download_id):
+                last = _wire_json(event)
+                if event.stage == "downloading" and not as_json:
+                    bar.update(last)
             bar.finish("")
             return last
 
@@ -379,11 +379,11 @@ def _list_models(
 ) -> None:
     entries = _ask((addr, token_file, config), lambda hive: hive.models())
     if as_json:
-        emit_json({"models": entries})
+        emit_json({"models": _wire_json(entries)})
     else:
         table(
             ["MODEL", "SIZE", "PATH"],
-            [[m["model_ref"], human_bytes(m["size_bytes"]), m["local_path"]] for m in entries],
+            [[m.model_ref, human_bytes(m.size_bytes), m.local_path] for m in entries],
         )
 
 
@@ -414,9 +414,9 @@ def models_rm(
     """Remove a model (refused while a worker uses it)."""
     result = _ask((addr, token_file, config), lambda hive: hive.remove_model(model_ref))
     if as_json:
-        emit_json(result)
+        emit_json({"removed": _wire_json(result)})
     else:
-        click.echo(f"removed {result['removed']['model_ref']}")
+        click.echo(f"removed {result.model_ref}")
 
 
 @models.command("verify")
@@ -428,11 +428,11 @@ def models_verify(
     """Re-hash a model against the SHA-256 recorded when it was downloaded."""
     result = _ask((addr, token_file, config), lambda hive: hive.verify_model(model_ref))
     if as_json:
-        emit_json(result)
-    elif result["ok"]:
-        click.echo(f"{model_ref}: OK ({result['local_path']})")
+        emit_json(_wire_json(result))
+    elif result.ok:
+        click.echo(f"{model_ref}: OK ({result.local_path})")
     else:
-        raise click.ClickException(f"{model_ref}: {result['problem']}")
+        raise click.ClickException(f"{model_ref}: {result.problem}")
 
 
 # ---------------------------------------------------------------- status, detect
@@ -446,7 +446,7 @@ def status(addr: str | None, token_file: str | None, config: str | None, as_json
 
     _, client = _hive(addr, token_file, config)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[Health, list[WorkerInfo], list[Download], dict[str, Any] | None]:
         async with client as hive:
             health = await hive.health()
             workers = await hive.list_workers()
@@ -455,21 +455,27 @@ def status(addr: str | None, token_file: str | None, config: str | None, as_json
                 devices: dict[str, Any] | None = await hive.devices()
             except HiveClientError:
                 devices = None
-            return {"hive": health, "workers": workers, "downloads": downloads, "devices": devices}
+            return health, workers, downloads, devices
 
-    result = _run(go)
+    health, workers, downloads, devices = _run(go)
     if as_json:
-        emit_json(result)
+        emit_json(
+            {
+                "hive": _wire_json(health),
+                "workers": _wire_json(workers),
+                "downloads": _wire_json(downloads),
+                "devices": devices,
+            }
+        )
         return
-    click.echo(f"rbee-hive {result['hive']['version']} at {client.base_url}: alive")
+    click.echo(f"rbee-hive {health.version} at {client.base_url}: alive")
     by_state: dict[str, int] = {}
-    for w in result["workers"]:
-        by_state[w["state"]] = by_state.get(w["state"], 0) + 1
+    for w in workers:
+        by_state[w.state.value] = by_state.get(w.state.value, 0) + 1
     click.echo("workers: " + (", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "none"))
-    table(_WORKER_HEADERS, _worker_rows(result["workers"]))
-    active = [d for d in result["downloads"] if d.get("stage") == "downloading"]
-    click.echo(f"downloads: {len(active)} active, {len(result['downloads']) - len(active)} recent")
-    devices = result["devices"]
+    table(_WORKER_HEADERS, _worker_rows(workers))
+    active = [d for d in downloads if d.state.stage == "downloading"]
+    click.echo(f"downloads: {len(active)} active, {len(downloads) - len(active)} recent")
     if devices:
         from rbee_hive_cli._local import print_devices
 

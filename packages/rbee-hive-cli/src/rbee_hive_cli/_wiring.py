@@ -1,6 +1,5 @@
 """Adapters that connect rooms which must not import each other: resources and metrics to the
-HTTP server's seams, the registry's change feed to the counters, the audit log to the routes
-and the worker pool. Placement and admission are not here: the pool asks resources itself.
+HTTP server's seams, the registry's change feed to the counters, the audit log to the routes.
 """
 
 from __future__ import annotations
@@ -13,10 +12,18 @@ import anyio
 import attrs
 
 from rbee_hive_http_middleware import AuditLog
+from rbee_hive_http_server.app import Admitted
 from rbee_hive_metrics import CatalogFigures, HiveMetrics, WorkerRow
 from rbee_hive_provisioner import DownloadComplete, DownloadError, DownloadStatus, Provisioner
 from rbee_hive_registry import WorkerEvent, WorkerInfo, WorkerRegistry, WorkerState
-from rbee_hive_resources import Admission, HostResources
+from rbee_hive_resources import (
+    Admission,
+    AdmissionRefused,
+    Backend,
+    DeviceNotFound,
+    HostResources,
+    RefusalCode,
+)
 
 log = logging.getLogger("rbee_hive.daemon")
 
@@ -37,12 +44,75 @@ def _jsonable(value: Any) -> Any:
 
 @attrs.define
 class ResourcesAdapter:
-    """The HTTP layer's ``ResourceView`` (``/v1/devices``, ``/v1/capacity``) over
-    ``HostResources`` and ``Admission``; read-only."""
+    """``AdmissionGate`` and ``ResourceView`` over ``HostResources`` and ``Admission``."""
 
     host: HostResources
     admission: Admission
     registry: WorkerRegistry
+    metrics: HiveMetrics | None = None
+
+    def _refused(self, err: AdmissionRefused) -> AdmissionRefused:
+        if self.metrics is not None:
+            self.metrics.count_admission_refusal(str(err.code))
+            self.metrics.count_spawn("refused")
+        return err
+
+    def resolve_device(self, backend: str, device: int | str) -> Admitted:
+        """The backend must be here and the device must exist; a GPU is pinned by UUID."""
+        available = [b.backend.value for b in self.host.backends()]
+        if backend not in available:
+            raise self._refused(
+                AdmissionRefused(
+                    RefusalCode.BACKEND_UNAVAILABLE,
+                    f"backend {backend!r} is not available on this machine; available: "
+                    f"{', '.join(available)}",
+                )
+            )
+        if backend == Backend.CUDA.value:
+            try:
+                gpu = self.host.resolve_gpu(device)
+            except DeviceNotFound as err:
+                raise self._refused(AdmissionRefused(RefusalCode.INVALID_DEVICE, str(err))) from err
+            return Admitted(device_index=gpu.index, env={"CUDA_VISIBLE_DEVICES": gpu.uuid})
+        if device not in (0, "0"):
+            raise self._refused(
+                AdmissionRefused(
+                    RefusalCode.INVALID_DEVICE,
+                    f"backend {backend!r} has one device, 0; got {device!r}",
+                )
+            )
+        env = {"CUDA_VISIBLE_DEVICES": ""} if backend == Backend.CPU.value else {}
+        return Admitted(device_index=0, env=env)
+
+    def admit(
+        self, *, worker_id: str, model_ref: str, model_size: int, backend: str, device: int
+    ) -> None:
+        """Reserve, or raise ``AdmissionRefused`` with the figures."""
+        try:
+            self.admission.admit(model_ref, model_size, backend, device, worker_id)
+        except AdmissionRefused as err:
+            raise self._refused(err) from err
+
+    def release(self, worker_id: str) -> None:
+        """The worker ended."""
+        self.admission.release(worker_id)
+
+    def worker_ready(self, worker: WorkerInfo) -> None:
+        """Measure the ready worker and remember it for this model and backend."""
+        if worker.pid is None:
+            return
+        used = self.host.measure_worker(worker.pid, worker.backend, worker.device)
+        if used:
+            self.admission.record_measurement(
+                worker.model_ref, worker.backend, used, worker_id=worker.id
+            )
+            log.info(
+                "worker %s (%s on %s) uses %d bytes; later admissions of this model use that",
+                worker.id,
+                worker.model_ref,
+                worker.backend,
+                used,
+            )
 
     def devices(self) -> dict[str, Any]:
         """RAM, disks, backends and GPUs; GPU processes are attributed to workers by PID."""

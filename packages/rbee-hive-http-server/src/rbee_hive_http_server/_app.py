@@ -22,7 +22,14 @@ from rbee_hive_http_middleware import (
     Send,
     Token,
 )
-from rbee_hive_http_server import _devices, _health, _metrics_route, _models, _openapi, _workers
+from rbee_hive_http_server import (
+    _devices,
+    _health,
+    _metrics_route,
+    _models,
+    _openapi_route,
+    _workers,
+)
 from rbee_hive_http_server._context import HiveContext, MetricsView
 from rbee_hive_http_server._errors import EXCEPTION_HANDLERS
 
@@ -32,7 +39,7 @@ ROUTES: list[BaseRoute] = [
     *_health.ROUTES,
     *_metrics_route.ROUTES,
     *[r for r in _workers.ROUTES if getattr(r, "path", "") != "/v1/workers/list"],
-    *_openapi.ROUTES,
+    *_openapi_route.ROUTES,
     *_models.ROUTES,
     *_devices.ROUTES,
 ]

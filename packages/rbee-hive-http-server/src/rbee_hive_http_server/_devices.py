@@ -8,14 +8,15 @@ from starlette.routing import Route
 
 from rbee_hive_http_server._body import check_identifier
 from rbee_hive_http_server._context import HiveContext, ResourceView, context_of
-from rbee_hive_http_server._workers import GPU_UUID, MAX_DEVICE_INDEX, translate
+from rbee_hive_http_server._wire import MAX_DEVICE_INDEX
+from rbee_hive_http_server._workers import GPU_UUID
 from rbee_hive_http_server.exceptions import ApiError
 from rbee_hive_provisioner import ModelRef
 
 
 def _resources(ctx: HiveContext) -> ResourceView:
     if ctx.resources is None:
-        raise ApiError(503, "RESOURCES_UNAVAILABLE", "resource inventory is not wired in this hive")
+        raise ApiError("RESOURCES_UNAVAILABLE", "resource inventory is not wired in this hive")
     return ctx.resources
 
 
@@ -38,27 +39,26 @@ async def capacity(request: Request) -> JSONResponse:
     elif GPU_UUID.fullmatch(raw_device):
         device = raw_device
     else:
-        raise ApiError(422, "INVALID_FIELD", "device must be an index or a GPU UUID")
+        raise ApiError(
+            "INVALID_FIELD",
+            "device must be an index or a GPU UUID",
+            details={"fields": ["device"]},
+        )
     if not text:
-        raise ApiError(422, "INVALID_FIELD", "give the model as ?model_ref=...")
-    try:
-        ref = ModelRef.parse(text)
-        local = await ctx.provisioner.lookup(ref)
-    except Exception as err:
-        raise translate(err) from err
+        raise ApiError(
+            "INVALID_FIELD", "give the model as ?model_ref=...", details={"fields": ["model_ref"]}
+        )
+    ref = ModelRef.parse(text)
+    local = await ctx.provisioner.lookup(ref)
     if local is None:
         raise ApiError(
-            404,
             "MODEL_NOT_CACHED",
             f"model {str(ref)!r} is not downloaded yet, so its size is unknown; "
             "download it first (POST /v1/models/download)",
         )
-    try:
-        answer = view.capacity(
-            model_ref=str(ref), model_size=local.size, backend=backend, device=device
-        )
-    except Exception as err:
-        raise translate(err) from err
+    answer = view.capacity(
+        model_ref=str(ref), model_size=local.size, backend=backend, device=device
+    )
     return JSONResponse(answer)
 
 

@@ -9,15 +9,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rbee_hive_http_server._context import context_of
+from rbee_hive_http_server._wire import Health, to_json
 
 
 async def health(request: Request) -> Response:
     """The queen's liveness probe; it reads nothing that could block."""
     ctx = context_of(request)
     if ctx.health_body is None:  # the same bytes for the daemon's whole life
-        ctx.health_body = json.dumps(
-            {"status": "alive", "version": ctx.version, "api_version": "v1"}
-        ).encode()
+        ctx.health_body = json.dumps(to_json(Health(version=ctx.version))).encode()
     return Response(ctx.health_body, media_type="application/json")
 
 

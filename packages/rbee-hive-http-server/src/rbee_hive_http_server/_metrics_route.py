@@ -14,7 +14,7 @@ async def metrics(request: Request) -> Response:
     """Text format by default, OpenMetrics when ``Accept`` asks for it."""
     view = context_of(request).metrics
     if view is None:
-        raise ApiError(503, "METRICS_UNAVAILABLE", "metrics are not wired in this hive")
+        raise ApiError("METRICS_UNAVAILABLE", "metrics are not wired in this hive")
     body, content_type = view.render(request.headers.get("accept"))
     return Response(body, media_type=content_type)
 

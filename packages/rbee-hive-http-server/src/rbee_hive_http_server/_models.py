@@ -4,79 +4,90 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
-import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from rbee_hive_http_server._body import parse_json_body
 from rbee_hive_http_server._context import context_of
-from rbee_hive_http_server._workers import translate
+from rbee_hive_http_server._wire import (
+    Download,
+    Downloaded,
+    DownloadError,
+    Downloading,
+    DownloadList,
+    DownloadStarted,
+    Model,
+    ModelList,
+    ModelRequest,
+    ProgressEvent,
+    Removed,
+    Verification,
+    to_json,
+)
 from rbee_hive_http_server.exceptions import ApiError
 from rbee_hive_provisioner import (
     CatalogEntry,
+    DownloadComplete,
+    DownloadEvent,
+    DownloadProgress,
     DownloadStatus,
     ModelRef,
-    to_wire,
 )
-from rbee_hive_registry import format_timestamp
 
 KEEPALIVE_SECONDS = 10.0
 
 
-@attrs.frozen
-class ModelBody:
-    """``{"model_ref": ...}``."""
-
-    model_ref: str
-
-
-def _parse_ref(text: str) -> ModelRef:
-    try:
-        return ModelRef.parse(text)
-    except Exception as err:
-        raise translate(err) from err
-
-
-def entry_to_json(entry: CatalogEntry) -> dict[str, Any]:
-    """One catalog row."""
-    return {
-        "model_ref": entry.reference,
-        "provider": entry.provider,
-        "repo": entry.repo,
-        "revision": entry.revision,
-        "commit": entry.commit,
-        "file": entry.file,
-        "local_path": str(entry.local_path),
-        "size_bytes": entry.size,
-        "sha256": entry.sha256,
-        "downloaded_at": format_timestamp(entry.downloaded_at),
-    }
+def model_of(entry: CatalogEntry) -> Model:
+    """One catalog row on the wire."""
+    return Model(
+        model_ref=entry.reference,
+        provider=entry.provider,
+        repo=entry.repo,
+        revision=entry.revision,
+        commit=entry.commit,
+        file=entry.file,
+        local_path=str(entry.local_path),
+        size_bytes=entry.size,
+        sha256=entry.sha256,
+        downloaded_at=entry.downloaded_at,
+    )
 
 
-def download_to_json(status: DownloadStatus) -> dict[str, Any]:
-    """One active or recently finished download."""
-    return {
-        "download_id": status.download_id,
-        "model_ref": str(status.ref),
-        "started_at": format_timestamp(status.started_at),
-        "finished_at": None if status.finished_at is None else format_timestamp(status.finished_at),
-        **to_wire(status.state),
-    }
+def event_of(event: DownloadEvent) -> ProgressEvent:
+    """One progress event on the wire (rates rounded for people)."""
+    if isinstance(event, DownloadProgress):
+        eta = event.eta_seconds
+        return Downloading(
+            bytes_downloaded=event.bytes_downloaded,
+            bytes_total=event.bytes_total,
+            speed_mbps=round(event.speed_mbps, 3),
+            eta_seconds=None if eta is None else round(eta, 1),
+        )
+    if isinstance(event, DownloadComplete):
+        return Downloaded(local_path=str(event.local_path))
+    return DownloadError(code=event.code, message=event.message)
+
+
+def download_of(status: DownloadStatus) -> Download:
+    """One active or recently finished download on the wire."""
+    return Download(
+        download_id=status.download_id,
+        model_ref=str(status.ref),
+        started_at=status.started_at,
+        finished_at=status.finished_at,
+        state=event_of(status.state),
+    )
 
 
 async def start_download(request: Request) -> JSONResponse:
     """Start (or join) a download; ``download_id`` is "cached" when the model is here."""
     ctx = context_of(request)
-    body = await parse_json_body(request, ModelBody)
-    ref = _parse_ref(body.model_ref)
-    try:
-        ticket = await ctx.provisioner.start_download(ref)
-    except Exception as err:
-        raise translate(err) from err
+    body = await parse_json_body(request, ModelRequest)
+    ref = ModelRef.parse(body.model_ref)
+    ticket = await ctx.provisioner.start_download(ref)
     if ctx.audit is not None:
         ctx.audit.record(
             "model.download",
@@ -84,7 +95,7 @@ async def start_download(request: Request) -> JSONResponse:
             details={"model_ref": str(ref), "download_id": ticket.download_id},
         )
     local = None if ticket.cached is None else str(ticket.cached.path)
-    return JSONResponse({"download_id": ticket.download_id, "local_path": local})
+    return JSONResponse(to_json(DownloadStarted(download_id=ticket.download_id, local_path=local)))
 
 
 async def progress(request: Request) -> StreamingResponse:
@@ -92,11 +103,10 @@ async def progress(request: Request) -> StreamingResponse:
     ctx = context_of(request)
     download_id = request.query_params.get("id", "")
     if not download_id:
-        raise ApiError(422, "INVALID_FIELD", "give the download as ?id=<download_id>")
-    try:
-        subscription = ctx.provisioner.subscribe(download_id)
-    except Exception as err:
-        raise translate(err) from err
+        raise ApiError(
+            "INVALID_FIELD", "give the download as ?id=<download_id>", details={"fields": ["id"]}
+        )
+    subscription = ctx.provisioner.subscribe(download_id)
 
     async def frames() -> AsyncIterator[bytes]:
         events = aiter(subscription)
@@ -110,7 +120,7 @@ async def progress(request: Request) -> StreamingResponse:
             if event is None:
                 yield b": keep-alive\n\n"
                 continue
-            yield b"data: " + json.dumps(to_wire(event)).encode() + b"\n\n"
+            yield b"data: " + json.dumps(to_json(event_of(event))).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(
@@ -123,47 +133,63 @@ async def progress(request: Request) -> StreamingResponse:
 async def list_models(request: Request) -> JSONResponse:
     """The catalog."""
     entries = await context_of(request).provisioner.list_models()
-    return JSONResponse({"models": [entry_to_json(e) for e in entries]})
+    return JSONResponse(to_json(ModelList(models=[model_of(e) for e in entries])))
 
 
 async def list_downloads(request: Request) -> JSONResponse:
     """Active downloads and the ones that ended in the last minutes."""
     downloads = context_of(request).provisioner.downloads()
-    return JSONResponse({"downloads": [download_to_json(d) for d in downloads]})
+    return JSONResponse(to_json(DownloadList(downloads=[download_of(d) for d in downloads])))
 
 
 async def remove_model(request: Request) -> JSONResponse:
     """Remove a model from the catalog (and its blob when nothing else links to it);
-    refused while a worker uses it (the pool's rule; it audits the removal)."""
+    refused while a worker uses it."""
     ctx = context_of(request)
     text = request.query_params.get("model_ref", "")
     if not text:
-        raise ApiError(422, "INVALID_FIELD", "give the model as ?model_ref=hf:ORG/REPO[:FILE]")
-    try:
-        entry = await ctx.pool.remove_model(text)
-    except Exception as err:
-        raise translate(err) from err
-    return JSONResponse({"removed": entry_to_json(entry)})
+        raise ApiError(
+            "INVALID_FIELD",
+            "give the model as ?model_ref=hf:ORG/REPO[:FILE]",
+            details={"fields": ["model_ref"]},
+        )
+    ref = ModelRef.parse(text)
+    local = await ctx.provisioner.lookup(ref)
+    users = [
+        w.id
+        for w in ctx.registry.list()
+        if not w.state.is_terminal
+        and (
+            w.model_ref in (text, str(ref))
+            or (local is not None and w.model_path and w.model_path == str(local.path))
+        )
+    ]
+    if users:
+        raise ApiError(
+            "MODEL_IN_USE",
+            f"model {str(ref)!r} is used by {len(users)} worker(s); stop them first",
+            details={"workers": users},
+        )
+    entry = await ctx.provisioner.remove(ref)
+    if ctx.audit is not None:
+        ctx.audit.record("model.remove", outcome="removed", details={"model_ref": entry.reference})
+    return JSONResponse(to_json(Removed(removed=model_of(entry))))
 
 
 async def verify_model(request: Request) -> JSONResponse:
     """Re-hash a catalogued model against its recorded SHA-256."""
     ctx = context_of(request)
-    body = await parse_json_body(request, ModelBody)
-    try:
-        result = await ctx.provisioner.verify(_parse_ref(body.model_ref))
-    except Exception as err:
-        raise translate(err) from err
-    return JSONResponse(
-        {
-            "model_ref": result.reference,
-            "local_path": str(result.path),
-            "ok": result.ok,
-            "expected_sha256": result.expected_sha256,
-            "actual_sha256": result.actual_sha256,
-            "problem": result.problem,
-        }
+    body = await parse_json_body(request, ModelRequest)
+    result = await ctx.provisioner.verify(ModelRef.parse(body.model_ref))
+    verification = Verification(
+        model_ref=result.reference,
+        local_path=str(result.path),
+        ok=result.ok,
+        expected_sha256=result.expected_sha256,
+        actual_sha256=result.actual_sha256,
+        problem=result.problem,
     )
+    return JSONResponse(to_json(verification))
 
 
 ROUTES = [

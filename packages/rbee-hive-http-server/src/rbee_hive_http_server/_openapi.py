@@ -1,73 +1,167 @@
-"""``GET /openapi.json``: every route, request and response of the hive's API."""
+"""The OpenAPI 3.1 document of the hive's API, generated from the wire classes.
+
+Schemas come from walking the attrs classes in ``_wire`` (field types -> JSON Schema), so the
+document cannot describe a body the routes and ``HiveClient`` do not speak. What only a person
+knows (summaries, which statuses a route answers, patterns a field must match) is written here
+or in a field's ``metadata["openapi"]``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+import types
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+import attrs
 
-from rbee_hive_http_server._context import context_of
+from rbee_hive_http_server._wire import (
+    Download,
+    DownloadList,
+    DownloadStarted,
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    HeartbeatRequest,
+    Message,
+    ModelList,
+    ModelRequest,
+    ProgressEvent,
+    ReadyRequest,
+    Removed,
+    SpawnRequest,
+    SpawnResponse,
+    StopResult,
+    Verification,
+    WorkerList,
+    WorkerLogs,
+)
+from rbee_hive_registry import WorkerInfo
 
-_STATES = ["provisioning", "loading", "idle", "busy", "stopping", "stopped", "failed"]
-_TS = {"type": "string", "format": "date-time"}
-_NULL_TS = {"type": ["string", "null"], "format": "date-time"}
+_PRIMITIVES: Mapping[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+class SchemaBuilder:
+    """Turns Python types into JSON Schema, collecting each attrs class once under
+    ``#/components/schemas/<ClassName>``."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {}
+
+    def ref(self, cls: type) -> dict[str, Any]:
+        """A ``$ref`` to ``cls``'s schema, adding it (and what it uses) on first sight."""
+        name = cls.__name__
+        if name not in self.components:
+            self.components[name] = {}  # a placeholder first, for self-references
+            self.components[name] = self._class_schema(cls)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def schema(self, tp: Any) -> dict[str, Any]:
+        """The JSON Schema of a type annotation."""
+        if tp is Any:
+            return {}
+        if tp in _PRIMITIVES:
+            return {"type": _PRIMITIVES[tp]}
+        if tp is datetime:
+            return {"type": "string", "format": "date-time"}
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return {"enum": [member.value for member in tp]}
+        if isinstance(tp, type) and attrs.has(tp):
+            return self.ref(tp)
+        origin = get_origin(tp)
+        args = get_args(tp)
+        if origin is Literal:
+            return {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
+        if origin in (list, tuple) or origin is types.GenericAlias:
+            return {"type": "array", "items": self.schema(args[0])}
+        if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+            return {"type": "object", "additionalProperties": self.schema(args[1])}
+        if origin in (Union, types.UnionType):
+            return self._union(args)
+        raise TypeError(f"no JSON Schema for {tp!r}; teach SchemaBuilder.schema this type")
+
+    def _union(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        nullable = type(None) in args
+        rest = [a for a in args if a is not type(None)]
+        parts = [self.schema(a) for a in rest]
+        if nullable and len(parts) == 1 and set(parts[0]) == {"type"}:
+            return {"type": [parts[0]["type"], "null"]}
+        if nullable and len(parts) == 1 and set(parts[0]) == {"type", "format"}:
+            return {"type": [parts[0]["type"], "null"], "format": parts[0]["format"]}
+        if nullable:
+            parts.append({"type": "null"})
+        return {"anyOf": parts} if len(parts) > 1 else parts[0]
+
+    def _class_schema(self, cls: type) -> dict[str, Any]:
+        special = _SPECIAL.get(cls)
+        if special is not None:
+            return special(self)
+        hints = get_type_hints(cls)
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        for field in attrs.fields(cls):
+            prop = self.schema(hints[field.name])
+            prop.update(field.metadata.get("openapi", {}))
+            properties[field.name] = prop
+            # A Literal field (a stage, a constant) is always on the wire, default or not.
+            if field.default is attrs.NOTHING or get_origin(hints[field.name]) is Literal:
+                required.append(field.name)
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        if cls.__doc__:
+            schema["description"] = cls.__doc__.split("\n\n")[0].strip()
+        return schema
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    texts = {
-        400: "Malformed JSON or an invalid reference",
-        401: "Missing or invalid credentials",
-        403: "Forbidden (gated model, or a callback for another worker)",
-        404: "Not found",
-        409: "Conflict with the current state, or it does not fit",
-        413: "Body over the size cap",
-        415: "Body is not application/json",
-        422: "A field is missing or invalid; the message names it",
-        429: "Too many failed authentication attempts from this address",
-        502: "The worker or the upstream hub failed",
-        503: "Shutting down, or a part of the hive is not available",
-        504: "The upstream transfer stalled",
-        507: "Not enough disk for the download",
+def _download_schema(builder: SchemaBuilder) -> dict[str, Any]:
+    # The state's keys sit next to the download's own on the wire (see _wire's hook).
+    base = {
+        "type": "object",
+        "required": ["download_id", "model_ref", "started_at", "finished_at"],
+        "properties": {
+            "download_id": {"type": "string"},
+            "model_ref": {"type": "string"},
+            "started_at": builder.schema(datetime),
+            "finished_at": builder.schema(datetime | None),
+        },
     }
-    return {str(s): _json(_ref("Error"), texts[s]) for s in statuses}
+    return {"allOf": [base, builder.schema(ProgressEvent)]}
 
 
+def _error_detail_schema(builder: SchemaBuilder) -> dict[str, Any]:
+    # ``details`` are flattened next to code and message (see _wire's hook).
+    return {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"},
+            "message": {"type": "string"},
+        },
+    }
+
+
+_SPECIAL = {Download: _download_schema, ErrorDetail: _error_detail_schema}
+
+_STATUS_TEXT: Mapping[int, str] = {
+    400: "Malformed JSON or an invalid reference",
+    401: "Missing or invalid credentials",
+    403: "Forbidden (gated model, or a callback for another worker)",
+    404: "Not found",
+    409: "Conflict with the current state, or it does not fit",
+    413: "Body over the size cap",
+    415: "Body is not application/json",
+    422: "A field is missing or invalid; the message names it",
+    429: "Too many failed authentication attempts from this address",
+    502: "The worker or the upstream hub failed",
+    503: "Shutting down, or a part of the hive is not available",
+    504: "The upstream transfer stalled",
+    507: "Not enough disk for the download",
+}
 _COMMON = (401, 413, 429)
 _BODY_ERRORS = (400, 415, 422)
-
-
-def _op(
-    summary: str,
-    ok: dict[str, Any],
-    *errors: int,
-    body: str | None = None,
-    params: list[dict[str, Any]] | None = None,
-    public: bool = False,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok}}
-    statuses = set(errors) | (set() if public else set(_COMMON))
-    if body is not None:
-        statuses |= set(_BODY_ERRORS)
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
-    op["responses"].update(_errors(*sorted(statuses)))
-    if params:
-        op["parameters"] = params
-    if public:
-        op["security"] = []
-    return op
+_OPEN_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 def _query(name: str, required: bool, description: str, maxlen: int = 600) -> dict[str, Any]:
@@ -88,219 +182,49 @@ _WORKER_ID = {
 }
 _SECRET = {"name": "secret", "in": "path", "required": True, "schema": {"type": "string"}}
 
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"},
-                    "message": {"type": "string"},
-                },
+
+class _Document:
+    def __init__(self) -> None:
+        self.builder = SchemaBuilder()
+
+    def answer(self, body: type | dict[str, Any], description: str) -> dict[str, Any]:
+        schema = self.builder.ref(body) if isinstance(body, type) else body
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    def op(
+        self,
+        summary: str,
+        ok: dict[str, Any],
+        *errors: int,
+        body: type | None = None,
+        params: list[dict[str, Any]] | None = None,
+        public: bool = False,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"summary": summary, "responses": {"200": ok}}
+        statuses = set(errors) | (set() if public else set(_COMMON))
+        if body is not None:
+            statuses |= set(_BODY_ERRORS)
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self.builder.ref(body)}},
             }
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status", "version", "api_version"],
-        "properties": {
-            "status": {"const": "alive"},
-            "version": {"type": "string"},
-            "api_version": {"const": "v1"},
-        },
-    },
-    "SpawnRequest": {
-        "type": "object",
-        "required": ["model_ref", "backend", "device"],
-        "properties": {
-            "model_ref": {
-                "type": "string",
-                "examples": ["hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"],
-            },
-            "backend": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-            "device": {
-                "oneOf": [
-                    {"type": "integer", "minimum": 0, "maximum": 1023},
-                    {"type": "string", "pattern": "^GPU-[0-9A-Fa-f-]{8,64}$"},
-                ]
-            },
-            "model_path": {
-                "type": "string",
-                "description": "Accepted empty, as queen-rbee sends it",
-            },
-            "engine": {"type": ["string", "null"]},
-        },
-    },
-    "SpawnResponse": {
-        "type": "object",
-        "required": ["worker_id", "url", "state"],
-        "properties": {
-            "worker_id": {"type": "string"},
-            "url": {"type": "string"},
-            "state": {"enum": _STATES},
-        },
-    },
-    "ReadyRequest": {
-        "type": "object",
-        "required": ["worker_id", "url", "model_ref", "backend", "device"],
-        "properties": {
-            "worker_id": {"type": "string"},
-            "url": {"type": "string"},
-            "model_ref": {"type": "string"},
-            "backend": {"type": "string"},
-            "device": {"type": "integer", "minimum": 0},
-        },
-    },
-    "HeartbeatRequest": {
-        "type": "object",
-        "required": ["worker_id"],
-        "properties": {
-            "worker_id": {"type": "string"},
-            "timestamp": {"type": "string"},
-            "health_status": {"enum": ["healthy", "degraded"]},
-        },
-    },
-    "Message": {
-        "type": "object",
-        "required": ["message"],
-        "properties": {"message": {"type": "string"}},
-    },
-    "Worker": {
-        "type": "object",
-        "required": ["id", "url", "model_ref", "backend", "device", "state", "last_activity"],
-        "properties": {
-            "id": {"type": "string"},
-            "url": {"type": "string"},
-            "model_ref": {"type": "string"},
-            "backend": {"type": "string"},
-            "device": {"type": "integer"},
-            "state": {"enum": _STATES},
-            "last_activity": _TS,
-            "slots_total": {"type": "integer"},
-            "slots_available": {"type": "integer"},
-            "failed_health_checks": {"type": "integer"},
-            "pid": {"type": ["integer", "null"]},
-            "restart_count": {"type": "integer"},
-            "last_restart": _NULL_TS,
-            "last_heartbeat": _NULL_TS,
-            "port": {"type": "integer"},
-            "engine": {"type": "string"},
-            "model_path": {"type": "string"},
-            "started_at": _NULL_TS,
-            "exit_code": {"type": ["integer", "null"]},
-            "reason": {"type": ["string", "null"]},
-            "revision": {"type": "integer"},
-        },
-    },
-    "WorkerList": {
-        "type": "object",
-        "required": ["workers"],
-        "properties": {"workers": {"type": "array", "items": _ref("Worker")}},
-    },
-    "StopResult": {
-        "type": "object",
-        "required": ["worker_id", "outcome", "state"],
-        "properties": {
-            "worker_id": {"type": "string"},
-            "outcome": {"enum": ["graceful", "forced", "timed_out", "already_stopped"]},
-            "state": {"enum": _STATES},
-        },
-    },
-    "WorkerLogs": {
-        "type": "object",
-        "required": ["worker_id", "lines"],
-        "properties": {
-            "worker_id": {"type": "string"},
-            "lines": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "ModelRequest": {
-        "type": "object",
-        "required": ["model_ref"],
-        "properties": {"model_ref": {"type": "string"}},
-    },
-    "DownloadStarted": {
-        "type": "object",
-        "required": ["download_id", "local_path"],
-        "properties": {
-            "download_id": {"type": "string"},
-            "local_path": {"type": ["string", "null"]},
-        },
-    },
-    "Model": {
-        "type": "object",
-        "required": ["model_ref", "local_path", "size_bytes"],
-        "properties": {
-            "model_ref": {"type": "string"},
-            "provider": {"type": "string"},
-            "repo": {"type": "string"},
-            "revision": {"type": "string"},
-            "commit": {"type": "string"},
-            "file": {"type": "string"},
-            "local_path": {"type": "string"},
-            "size_bytes": {"type": "integer"},
-            "sha256": {"type": ["string", "null"]},
-            "downloaded_at": _TS,
-        },
-    },
-    "ModelList": {
-        "type": "object",
-        "required": ["models"],
-        "properties": {"models": {"type": "array", "items": _ref("Model")}},
-    },
-    "Removed": {
-        "type": "object",
-        "required": ["removed"],
-        "properties": {"removed": _ref("Model")},
-    },
-    "DownloadList": {
-        "type": "object",
-        "required": ["downloads"],
-        "properties": {
-            "downloads": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["download_id", "model_ref", "stage"],
-                    "properties": {
-                        "download_id": {"type": "string"},
-                        "model_ref": {"type": "string"},
-                        "stage": {"enum": ["downloading", "complete", "error"]},
-                    },
-                },
-            }
-        },
-    },
-    "Verify": {
-        "type": "object",
-        "required": ["model_ref", "ok"],
-        "properties": {
-            "model_ref": {"type": "string"},
-            "local_path": {"type": "string"},
-            "ok": {"type": "boolean"},
-            "expected_sha256": {"type": ["string", "null"]},
-            "actual_sha256": {"type": ["string", "null"]},
-            "problem": {"type": ["string", "null"]},
-        },
-    },
-    "Devices": {"type": "object"},
-    "Capacity": {
-        "type": "object",
-        "required": ["fits"],
-        "properties": {"fits": {"type": "boolean"}},
-    },
-}
+        for status in sorted(statuses):
+            op["responses"][str(status)] = self.answer(ErrorBody, _STATUS_TEXT[status])
+        if params:
+            op["parameters"] = params
+        if public:
+            op["security"] = []
+        return op
 
 
 def build_openapi(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of this hive."""
-    ok = _json
+    doc = _Document()
+    op, answer = doc.op, doc.answer
+    health = op("Liveness", answer(Health, "Alive"), public=True)
     paths: dict[str, Any] = {
-        "/v1/health": {"get": _op("Liveness", ok(_ref("Health"), "Alive"), public=True)},
-        "/health": {"get": _op("Liveness (alias)", ok(_ref("Health"), "Alive"), public=True)},
+        "/v1/health": {"get": health},
+        "/health": {"get": {**health, "summary": "Liveness (alias)"}},
         "/metrics": {
             "get": {
                 "summary": "Prometheus exposition",
@@ -313,17 +237,17 @@ def build_openapi(version: str) -> dict[str, Any]:
                             "application/openmetrics-text": {"schema": {"type": "string"}},
                         },
                     },
-                    **_errors(503),
+                    "503": answer(ErrorBody, _STATUS_TEXT[503]),
                 },
             }
         },
         "/openapi.json": {
-            "get": _op("This document", ok({"type": "object"}, "OpenAPI 3.1"), public=True)
+            "get": op("This document", answer(_OPEN_OBJECT, "OpenAPI 3.1"), public=True)
         },
         "/v1/workers/spawn": {
-            "post": _op(
+            "post": op(
                 "Start a worker",
-                ok(_ref("SpawnResponse"), "Accepted; loading, or provisioning while downloading"),
+                answer(SpawnResponse, "Accepted; loading, or provisioning while downloading"),
                 403,
                 404,
                 409,
@@ -331,25 +255,23 @@ def build_openapi(version: str) -> dict[str, Any]:
                 503,
                 504,
                 507,
-                body="SpawnRequest",
+                body=SpawnRequest,
             )
         },
         "/v1/workers/ready": {
-            "post": _op(
-                "Bare callback path: always refused",
-                ok(_ref("Message"), "never"),
-                body="ReadyRequest",
+            "post": op(
+                "Bare callback path: always refused", answer(Message, "never"), body=ReadyRequest
             )
         },
         "/v1/workers/ready/{secret}": {
             "post": {
-                **_op(
+                **op(
                     "The worker's ready callback at its secret URL",
-                    ok(_ref("Message"), "Marked idle"),
+                    answer(Message, "Marked idle"),
                     403,
                     404,
                     409,
-                    body="ReadyRequest",
+                    body=ReadyRequest,
                     params=[_SECRET],
                 ),
                 "security": [],
@@ -357,31 +279,33 @@ def build_openapi(version: str) -> dict[str, Any]:
         },
         "/v1/workers/ready/{secret}/v1/heartbeat": {
             "post": {
-                **_op(
+                **op(
                     "The worker's heartbeat at its secret URL",
-                    ok(_ref("Message"), "Recorded"),
+                    answer(Message, "Recorded"),
                     403,
                     404,
                     409,
-                    body="HeartbeatRequest",
+                    body=HeartbeatRequest,
                     params=[_SECRET],
                 ),
                 "security": [],
             }
         },
         "/v1/heartbeat": {
-            "post": _op(
-                "Heartbeat", ok(_ref("Message"), "Recorded"), 404, 409, body="HeartbeatRequest"
-            )
+            "post": op("Heartbeat", answer(Message, "Recorded"), 404, 409, body=HeartbeatRequest)
         },
-        "/v1/workers/list": {"get": _op("All workers", ok(_ref("WorkerList"), "Workers"))},
+        "/v1/workers/list": {"get": op("All workers", answer(WorkerList, "Workers"))},
         "/v1/workers/{worker_id}": {
-            "get": _op(
-                "One worker", ok(_ref("Worker"), "The worker"), 404, 422, params=[_WORKER_ID]
+            "get": op(
+                "One worker",
+                answer(WorkerInfo, "The worker"),
+                404,
+                422,
+                params=[_WORKER_ID],
             ),
-            "delete": _op(
+            "delete": op(
                 "Stop a worker for good and forget it",
-                ok(_ref("StopResult"), "Stopped"),
+                answer(StopResult, "Stopped"),
                 404,
                 409,
                 422,
@@ -389,18 +313,18 @@ def build_openapi(version: str) -> dict[str, Any]:
             ),
         },
         "/v1/workers/{worker_id}/logs": {
-            "get": _op(
+            "get": op(
                 "The last lines of a worker's log",
-                ok(_ref("WorkerLogs"), "Log lines"),
+                answer(WorkerLogs, "Log lines"),
                 404,
                 422,
                 params=[_WORKER_ID, _query("lines", False, "1-2000, default 100", 8)],
             )
         },
         "/v1/models/download": {
-            "post": _op(
+            "post": op(
                 "Start or join a download",
-                ok(_ref("DownloadStarted"), "Started, joined, or cached"),
+                answer(DownloadStarted, "Started, joined, or cached"),
                 403,
                 404,
                 409,
@@ -408,32 +332,30 @@ def build_openapi(version: str) -> dict[str, Any]:
                 503,
                 504,
                 507,
-                body="ModelRequest",
+                body=ModelRequest,
             )
         },
         "/v1/models/download/progress": {
-            "get": {
-                **_op(
-                    "Download progress as server-sent events",
-                    {
-                        "description": "SSE: data: {stage...} frames, then data: [DONE]",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    },
-                    404,
-                    422,
-                    params=[_query("id", True, "download_id from POST /v1/models/download", 128)],
-                ),
-            }
+            "get": op(
+                "Download progress as server-sent events",
+                {
+                    "description": "SSE: 'data: <ProgressEvent JSON>' frames, then 'data: [DONE]'",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                404,
+                422,
+                params=[_query("id", True, "download_id from POST /v1/models/download", 128)],
+            )
         },
-        "/v1/models/downloads": {"get": _op("Downloads", ok(_ref("DownloadList"), "Downloads"))},
+        "/v1/models/downloads": {"get": op("Downloads", answer(DownloadList, "Downloads"))},
         "/v1/models/verify": {
-            "post": _op("Re-hash a model", ok(_ref("Verify"), "Result"), 404, body="ModelRequest")
+            "post": op("Re-hash a model", answer(Verification, "Result"), 404, body=ModelRequest)
         },
         "/v1/models": {
-            "get": _op("The catalog", ok(_ref("ModelList"), "Models")),
-            "delete": _op(
+            "get": op("The catalog", answer(ModelList, "Models")),
+            "delete": op(
                 "Remove a model",
-                ok(_ref("Removed"), "Removed"),
+                answer(Removed, "Removed"),
                 400,
                 404,
                 409,
@@ -441,11 +363,18 @@ def build_openapi(version: str) -> dict[str, Any]:
                 params=[_query("model_ref", True, "the model to remove")],
             ),
         },
-        "/v1/devices": {"get": _op("RAM, disks, GPUs", ok(_ref("Devices"), "Devices"), 503)},
+        "/v1/devices": {"get": op("RAM, disks, GPUs", answer(_OPEN_OBJECT, "Devices"), 503)},
         "/v1/capacity": {
-            "get": _op(
+            "get": op(
                 "Would a model fit",
-                ok(_ref("Capacity"), "The answer with figures"),
+                answer(
+                    {
+                        **_OPEN_OBJECT,
+                        "required": ["fits"],
+                        "properties": {"fits": {"type": "boolean"}},
+                    },
+                    "The answer with figures",
+                ),
                 400,
                 404,
                 409,
@@ -459,21 +388,15 @@ def build_openapi(version: str) -> dict[str, Any]:
             )
         },
     }
+    # Every event class is part of the API even though SSE frames carry them as text.
+    doc.builder.schema(ProgressEvent)
     return {
         "openapi": "3.1.0",
         "info": {"title": "rbee-hive", "version": version},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": doc.builder.components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
         "paths": paths,
     }
-
-
-async def openapi(request: Request) -> JSONResponse:
-    """Serve the document."""
-    return JSONResponse(build_openapi(context_of(request).version))
-
-
-ROUTES = [Route("/openapi.json", openapi, methods=["GET"])]

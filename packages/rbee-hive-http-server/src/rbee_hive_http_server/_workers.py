@@ -5,104 +5,36 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
-import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rbee_hive_http_middleware import callback_worker_id
-from rbee_hive_http_server._body import IDENTIFIER, WORKER_ID, check_identifier, parse_json_body
+from rbee_hive_http_server._body import WORKER_ID, check_identifier, parse_json_body
 from rbee_hive_http_server._context import context_of
-from rbee_hive_http_server.exceptions import ApiError
-from rbee_hive_monitor import (
-    LaunchFailed,
-    ModelInUse,
-    MonitorError,
-    NoFreePort,
-    SpawnRequest,
-    SupervisorClosed,
-    UnknownWorker,
-    WorkerConflict,
+from rbee_hive_http_server._errors import api_error_of
+from rbee_hive_http_server._spawn import SpawnRequest
+from rbee_hive_http_server._wire import (
+    GPU_UUID_PATTERN,
+    MAX_DEVICE_INDEX,
+    HeartbeatRequest,
+    Message,
+    ReadyRequest,
+    SpawnResponse,
+    StopResult,
+    WorkerLogs,
+    to_json,
 )
-from rbee_hive_provisioner import ProvisionerError
+from rbee_hive_http_server._wire import SpawnRequest as SpawnBody
+from rbee_hive_http_server.exceptions import ApiError
+from rbee_hive_provisioner import ModelRef
 from rbee_hive_registry import worker_to_json, workers_to_json
 
 log = logging.getLogger("rbee_hive.http")
 
-GPU_UUID = re.compile(r"^GPU-[0-9A-Fa-f-]{8,64}$")
-MAX_DEVICE_INDEX = 1023
-
-
-@attrs.frozen
-class SpawnBody:
-    """``POST /v1/workers/spawn``; queen-rbee sends all four original fields."""
-
-    model_ref: str
-    backend: str
-    device: int | str
-    model_path: str = ""
-    engine: str | None = None
-
-
-@attrs.frozen
-class ReadyBody:
-    """The worker's ready callback (interop-contracts B.4)."""
-
-    worker_id: str
-    url: str
-    model_ref: str
-    backend: str
-    device: int
-
-
-@attrs.frozen
-class HeartbeatBody:
-    """The worker's heartbeat (interop-contracts B.5); ``timestamp`` is informational."""
-
-    worker_id: str
-    timestamp: str = ""
-    health_status: str = "healthy"
-
-
-def translate(err: Exception) -> ApiError:
-    """Map the lower rooms' errors (each carries a stable ``code``) to HTTP answers."""
-    if isinstance(err, ApiError):
-        return err
-    if isinstance(err, SupervisorClosed):
-        return ApiError(503, "SHUTTING_DOWN", "the hive is shutting down and takes no new work")
-    if isinstance(err, UnknownWorker):
-        return ApiError(404, "WORKER_NOT_FOUND", str(err))
-    if isinstance(err, WorkerConflict):
-        return ApiError(409, err.code, str(err))
-    if isinstance(err, NoFreePort):
-        return ApiError(503, err.code, str(err))
-    if isinstance(err, LaunchFailed):
-        details: dict[str, Any] = {"exit_code": err.exit_code}
-        return ApiError(502, err.code, str(err), details=details)
-    if isinstance(err, ModelInUse):
-        return ApiError(409, err.code, str(err), details={"workers": list(err.workers)})
-    if isinstance(err, ProvisionerError):
-        return ApiError(err.http_status, err.code, str(err))
-    if isinstance(err, MonitorError):
-        return ApiError(422, getattr(err, "code", "INVALID_REQUEST"), str(err))
-    code = getattr(err, "code", None)
-    if code is not None:  # an admission refusal from rbee_hive_resources
-        status = 422 if str(code) in ("BACKEND_UNAVAILABLE", "INVALID_DEVICE") else 409
-        figures = {
-            key: getattr(err, key)
-            for key in ("required_bytes", "available_bytes", "reserve_bytes", "basis")
-            if getattr(err, key, None) is not None
-        }
-        devices = getattr(err, "devices", ())
-        if devices:
-            figures["devices"] = [
-                attrs.asdict(d) if attrs.has(type(d)) else str(d) for d in devices
-            ]
-        return ApiError(status, str(code), str(err), details=figures)
-    raise err
+GPU_UUID = re.compile(GPU_UUID_PATTERN)
 
 
 def _device(value: int | str) -> int | str:
@@ -111,7 +43,6 @@ def _device(value: int | str) -> int | str:
     if isinstance(value, str) and GPU_UUID.fullmatch(value):
         return value
     raise ApiError(
-        422,
         "INVALID_FIELD",
         f"device must be an index 0-{MAX_DEVICE_INDEX} or a GPU UUID like 'GPU-6ee8e52d-...'; "
         f"got {ascii(value)[:80]}",
@@ -120,15 +51,13 @@ def _device(value: int | str) -> int | str:
 
 
 async def spawn(request: Request) -> JSONResponse:
-    """Start a worker; answers at once (``provisioning`` while its model downloads). The
-    pool runs the spawn, logs and audits it; this route checks the body and maps errors."""
+    """Start a worker; answers at once (``provisioning`` while its model downloads)."""
     ctx = context_of(request)
     body = await parse_json_body(request, SpawnBody)
     backend = check_identifier(body.backend, "backend")
     device = _device(body.device)
     if body.model_path:
         raise ApiError(
-            422,
             "INVALID_FIELD",
             "model_path is not used: name a local file as model_ref 'file:/abs/path.gguf' "
             "(queen-rbee's empty model_path is accepted)",
@@ -138,31 +67,53 @@ async def spawn(request: Request) -> JSONResponse:
     check_identifier(engine, "engine")
     if engine not in ctx.engines:
         raise ApiError(
-            422,
             "UNKNOWN_ENGINE",
             f"engine {engine!r} is not configured; configured engines: {', '.join(ctx.engines)}",
             details={"fields": ["engine"]},
         )
     try:
-        worker = await ctx.pool.spawn(
-            SpawnRequest(model_ref=body.model_ref, backend=backend, device=device, engine=engine)
+        ref = ModelRef.parse(body.model_ref)
+        worker = await ctx.spawner.spawn(
+            SpawnRequest(model_ref=ref, backend=backend, device=device, engine=engine)
         )
     except Exception as err:
-        raise translate(err) from err
-    return JSONResponse({"worker_id": worker.id, "url": worker.url, "state": worker.state.value})
+        # Refusals are logged and audited here; the app's handlers write the answer.
+        api = api_error_of(err)
+        log.warning(
+            "spawn of %s on %s:%s refused: %s %s",
+            ascii(body.model_ref)[:200],
+            backend,
+            device,
+            api.code,
+            api.message,
+        )
+        if ctx.audit is not None:
+            ctx.audit.record(
+                "worker.spawn",
+                outcome="refused",
+                details={"model_ref": ascii(body.model_ref)[:200], "code": api.code},
+            )
+        raise
+    if ctx.audit is not None:
+        ctx.audit.record(
+            "worker.spawn",
+            outcome="accepted",
+            details={"worker_id": worker.id, "model_ref": worker.model_ref, "pid": worker.pid},
+        )
+    return JSONResponse(
+        to_json(SpawnResponse(worker_id=worker.id, url=worker.url, state=worker.state))
+    )
 
 
 def _authenticated_worker(request: Request, claimed: str) -> str:
     worker_id = callback_worker_id(request.scope)
     if worker_id is None:
         raise ApiError(
-            401,
             "CALLBACK_SECRET_REQUIRED",
             "worker callbacks must use the callback URL the hive gave the worker",
         )
     if claimed != worker_id:
         raise ApiError(
-            403,
             "CALLBACK_WORKER_MISMATCH",
             "this callback URL belongs to another worker; nothing was changed",
         )
@@ -172,21 +123,17 @@ def _authenticated_worker(request: Request, claimed: str) -> str:
 async def ready(request: Request) -> JSONResponse:
     """The rbee worker's ready callback, at its secret callback URL."""
     ctx = context_of(request)
-    body = await parse_json_body(request, ReadyBody)
+    body = await parse_json_body(request, ReadyRequest)
     check_identifier(body.worker_id, "worker_id", WORKER_ID)
     worker_id = _authenticated_worker(request, body.worker_id)
     port = urlsplit(body.url).port if body.url else None
-    try:
-        ctx.supervisor.mark_ready(worker_id, port=port)
-    except Exception as err:
-        raise translate(err) from err
-    return JSONResponse({"message": "Worker registered as ready"})
+    ctx.supervisor.mark_ready(worker_id, port=port)
+    return JSONResponse(to_json(Message(message="Worker registered as ready")))
 
 
 async def ready_without_secret(request: Request) -> JSONResponse:
     """The original's bare callback path: refused, since anyone could call it."""
     raise ApiError(
-        401,
         "CALLBACK_SECRET_REQUIRED",
         "ready callbacks are accepted only at the per-worker callback URL the hive passed as "
         "--callback-url; nothing was changed",
@@ -196,23 +143,13 @@ async def ready_without_secret(request: Request) -> JSONResponse:
 async def heartbeat(request: Request) -> JSONResponse:
     """A heartbeat, at ``<callback_url>/v1/heartbeat`` (the worker) or ``/v1/heartbeat``."""
     ctx = context_of(request)
-    body = await parse_json_body(request, HeartbeatBody)
+    body = await parse_json_body(request, HeartbeatRequest)
     check_identifier(body.worker_id, "worker_id", WORKER_ID)
-    if body.health_status not in ("healthy", "degraded"):
-        raise ApiError(
-            422,
-            "INVALID_FIELD",
-            "health_status must be 'healthy' or 'degraded'",
-            details={"fields": ["health_status"]},
-        )
     worker_id = body.worker_id
     if "secret" in request.path_params:
         worker_id = _authenticated_worker(request, body.worker_id)
-    try:
-        ctx.supervisor.record_heartbeat(worker_id)
-    except Exception as err:
-        raise translate(err) from err
-    return JSONResponse({"message": "Heartbeat received"})
+    ctx.supervisor.record_heartbeat(worker_id)
+    return JSONResponse(to_json(Message(message="Heartbeat received")))
 
 
 async def list_workers(request: Request) -> Response:
@@ -239,7 +176,7 @@ async def show_worker(request: Request) -> JSONResponse:
     worker_id = _path_worker(request)
     worker = context_of(request).registry.get(worker_id)
     if worker is None:
-        raise ApiError(404, "WORKER_NOT_FOUND", f"worker {worker_id!r} is not registered")
+        raise ApiError("WORKER_NOT_FOUND", f"worker {worker_id!r} is not registered")
     return JSONResponse(worker_to_json(worker))
 
 
@@ -247,17 +184,15 @@ async def stop_worker(request: Request) -> JSONResponse:
     """Stop a worker for good (never restarted), then forget it; answers how it ended."""
     ctx = context_of(request)
     worker_id = _path_worker(request)
-    try:
-        stopped = await ctx.pool.stop(worker_id)
-    except Exception as err:
-        raise translate(err) from err
-    return JSONResponse(
-        {
-            "worker_id": worker_id,
-            "outcome": stopped.outcome.value,
-            "state": stopped.last.state.value,
-        }
-    )
+    outcome = await ctx.supervisor.stop(worker_id, reason="stopped through the API")
+    last = ctx.supervisor.forget(worker_id)
+    if ctx.audit is not None:
+        details = {"worker_id": worker_id, "pid": last.pid, "exit_code": last.exit_code}
+        ctx.audit.record("worker.stop", outcome=outcome.value, details=details)
+        if outcome.value == "forced":  # it ignored its graceful signal and was SIGKILLed
+            ctx.audit.record("worker.kill", outcome="killed", details=details)
+    result = StopResult(worker_id=worker_id, outcome=outcome.value, state=last.state)
+    return JSONResponse(to_json(result))
 
 
 async def worker_logs(request: Request) -> JSONResponse:
@@ -265,10 +200,12 @@ async def worker_logs(request: Request) -> JSONResponse:
     ctx = context_of(request)
     worker_id = _path_worker(request)
     if ctx.registry.get(worker_id) is None:
-        raise ApiError(404, "WORKER_NOT_FOUND", f"worker {worker_id!r} is not registered")
+        raise ApiError("WORKER_NOT_FOUND", f"worker {worker_id!r} is not registered")
     raw = request.query_params.get("lines", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 2000:
-        raise ApiError(422, "INVALID_FIELD", "lines must be a number from 1 to 2000")
+        raise ApiError(
+            "INVALID_FIELD", "lines must be a number from 1 to 2000", details={"fields": ["lines"]}
+        )
     path = ctx.supervisor.log_path(worker_id)
     try:
         with path.open("rb") as f:
@@ -277,7 +214,7 @@ async def worker_logs(request: Request) -> JSONResponse:
             tail = f.read().decode("utf-8", "replace").splitlines()[-int(raw) :]
     except FileNotFoundError:
         tail = []
-    return JSONResponse({"worker_id": worker_id, "lines": tail})
+    return JSONResponse(to_json(WorkerLogs(worker_id=worker_id, lines=tail)))
 
 
 ROUTES = [
@@ -291,5 +228,3 @@ ROUTES = [
     Route("/v1/workers/{worker_id}", stop_worker, methods=["DELETE"]),
     Route("/v1/workers/{worker_id}/logs", worker_logs, methods=["GET"]),
 ]
-
-_ = IDENTIFIER  # re-exported pattern used by the CLI for the same rule

@@ -35,14 +35,9 @@ from rbee_hive_provisioner._settings import ProvisionerSettings
 from rbee_hive_provisioner._tracker import DownloadStatus, DownloadTracker, ProgressSubscription
 from rbee_hive_provisioner._transfer import RetryPolicy, fetch_blob
 from rbee_hive_provisioner.exceptions import (
-    AmbiguousModel,
-    ChecksumMismatch,
     DownloadCancelled,
     DownloadFailed,
-    DownloadStalled,
-    GatedModel,
     HubOffline,
-    InsufficientDisk,
     ModelNotFound,
     ModelNotInCatalog,
     ProvisionerError,
@@ -50,20 +45,6 @@ from rbee_hive_provisioner.exceptions import (
 
 log = logging.getLogger("rbee_hive_provisioner")
 
-_HTTP_STATUS = {
-    cls.code: cls.http_status
-    for cls in (
-        ModelNotFound,
-        GatedModel,
-        AmbiguousModel,
-        InsufficientDisk,
-        DownloadFailed,
-        ChecksumMismatch,
-        DownloadStalled,
-        DownloadCancelled,
-        HubOffline,
-    )
-}
 _READ_BUFFER = 4 * 2**20  # aiohttp buffers up to twice this before it pauses reading
 
 
@@ -320,7 +301,7 @@ class Provisioner:
         download = self._downloads.get(download_id)  # held: the record may be pruned meanwhile
         final = await self._tracker.wait(download_id)
         if isinstance(final, DownloadError):
-            raise DownloadFailed(final.message, final.code, _HTTP_STATUS.get(final.code))
+            raise DownloadFailed(final.message, final.code)
         assert download is not None
         assert download.result is not None
         return download.result

@@ -85,7 +85,6 @@ async def fetch_blob(
                         raise type(err)(
                             f"{err} (gave up after {attempt} attempts; setting max_attempts)",
                             err.code,
-                            err.http_status,
                         ) from err
                     delay = policy.delay(attempt)
                     log.warning(

@@ -1,8 +1,9 @@
 """Errors raised by the provisioner; each says when it is raised.
 
 Every error carries a stable ``code`` (UPPER_SNAKE, used in the HTTP error envelope and in
-a download's error state) and an ``http_status`` hint for the HTTP layer. Messages are for a
-person: they name the value, what was expected and what to do. They never contain a token.
+a download's error state) and nothing else about HTTP: the HTTP layer maps codes to statuses
+in one table (``rbee_hive_http_server.ERROR_STATUS``). Messages are for a person: they name
+the value, what was expected and what to do. They never contain a token.
 """
 
 from __future__ import annotations
@@ -12,35 +13,30 @@ class ProvisionerError(Exception):
     """Base class of every error the provisioner raises."""
 
     code = "PROVISIONER_ERROR"
-    http_status = 500
 
 
 class InvalidModelRef(ProvisionerError, ValueError):
     """Raised by ``ModelRef.parse`` when the text is not one of the accepted forms."""
 
     code = "INVALID_MODEL_REF"
-    http_status = 400
 
 
 class ModelNotFound(ProvisionerError, LookupError):
     """Raised when the hub (404), the repository listing or the disk has no such model or file."""
 
     code = "MODEL_NOT_FOUND"
-    http_status = 404
 
 
 class GatedModel(ProvisionerError):
     """Raised when the hub answers 401/403: the model is gated or private, or the token is bad."""
 
     code = "GATED_MODEL"
-    http_status = 403
 
 
 class AmbiguousModel(ProvisionerError):
     """Raised when a repository has several .gguf files and the preference rule picks none."""
 
     code = "AMBIGUOUS_MODEL"
-    http_status = 409
 
     def __init__(self, message: str, choices: tuple[str, ...]) -> None:
         super().__init__(message)
@@ -50,12 +46,10 @@ class AmbiguousModel(ProvisionerError):
 class HubOffline(ProvisionerError):
     """Raised by ``start_download`` at once, without any network call, when offline mode is on
     (``HF_HUB_OFFLINE``, as huggingface_hub reads it) and the model is not in the cache.
-
-    HTTP 409: the request is valid, but this hive was told not to reach the hub.
+    The request is valid, but this hive was told not to reach the hub.
     """
 
     code = "HUB_OFFLINE"
-    http_status = 409
 
     def __init__(self, ref: str, cache: str) -> None:
         super().__init__(
@@ -69,12 +63,10 @@ class HubOffline(ProvisionerError):
 
 class InsufficientDisk(ProvisionerError):
     """Raised by disk admission before the first byte when the file would not fit.
-
-    HTTP 507 (Insufficient Storage): the request is fine, the hive lacks room for it.
+    The request is fine; the hive lacks room for it.
     """
 
     code = "INSUFFICIENT_DISK"
-    http_status = 507
 
     def __init__(self, folder: str, needed: int, free: int, reserve: int) -> None:
         super().__init__(
@@ -98,14 +90,11 @@ class DownloadFailed(ProvisionerError):
     """
 
     code = "DOWNLOAD_FAILED"
-    http_status = 502
 
-    def __init__(self, message: str, code: str | None = None, http_status: int | None = None):
+    def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         if code is not None:
             self.code = code
-        if http_status is not None:
-            self.http_status = http_status
 
 
 class ChecksumMismatch(DownloadFailed):
@@ -118,7 +107,6 @@ class DownloadStalled(DownloadFailed):
     """Raised for an attempt that received no byte for ``stall_timeout`` seconds."""
 
     code = "DOWNLOAD_STALLED"
-    http_status = 504
 
 
 class DownloadCancelled(DownloadFailed):
@@ -128,14 +116,12 @@ class DownloadCancelled(DownloadFailed):
     """
 
     code = "DOWNLOAD_CANCELLED"
-    http_status = 503
 
 
 class UnknownDownload(ProvisionerError, LookupError):
     """Raised when a download id was never issued, or its final state is no longer retained."""
 
     code = "UNKNOWN_DOWNLOAD"
-    http_status = 404
 
     def __init__(self, download_id: str, retention: float) -> None:
         super().__init__(
@@ -150,7 +136,6 @@ class ModelNotInCatalog(ProvisionerError, LookupError):
     """Raised by ``remove``/``verify`` when the catalog has no model for the reference."""
 
     code = "MODEL_NOT_IN_CATALOG"
-    http_status = 404
 
     def __init__(self, ref: str) -> None:
         super().__init__(
