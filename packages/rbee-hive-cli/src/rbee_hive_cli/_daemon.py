@@ -17,6 +17,7 @@ import attrs
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from rbee_hive_cli._engines import log_engines
 from rbee_hive_cli._settings import Address, HiveSettings
 from rbee_hive_cli._version import hive_version
 from rbee_hive_cli._wiring import (
@@ -192,6 +193,7 @@ def run_daemon(settings: HiveSettings) -> int:
         raise DaemonStartError(f"cannot use state folder {state_dir}: {err.strerror}") from err
     engines = build_engines(settings)
     sock = bind_socket(settings.addr)
+    log_engines(engines, settings.default_engine)
     try:
         return anyio.run(_serve, settings, Prepared(token, auth_line, engines, sock))
     finally:

@@ -75,8 +75,8 @@ def print_devices(devices: dict[str, Any]) -> None:
     )
 
 
-def detect_local(as_json: bool) -> None:
-    """Backends and devices of this machine."""
+def detect_local(as_json: bool, engines: list[dict[str, Any]]) -> None:
+    """Backends, devices and the engines that can start workers on this machine."""
     host = HostResources()
     try:
         inventory = host.gpus()
@@ -86,6 +86,7 @@ def detect_local(as_json: bool) -> None:
             "gpus": _jsonable(list(inventory.gpus)),
             "gpu_reason": inventory.reason,
             "memory": _jsonable(host.memory()),
+            "engines": engines,
         }
     finally:
         host.close()
@@ -94,3 +95,18 @@ def detect_local(as_json: bool) -> None:
         return
     table(["BACKEND", "DEVICES"], [[b["backend"], b["device_count"]] for b in body["backends"]])
     print_devices(body)
+    print_engines(engines)
+
+
+def print_engines(engines: list[dict[str, Any]]) -> None:
+    """The engines table, then how to fix each one that cannot run."""
+    table(
+        ["ENGINE", "USABLE", "DEFAULT", "DETAIL"],
+        [
+            [e["name"], "yes" if e["usable"] else "no", "*" if e["default"] else "", e["detail"]]
+            for e in engines
+        ],
+    )
+    for e in engines:
+        if not e["usable"]:
+            click.echo(f"to use engine {e['name']}: {e['fix']}")

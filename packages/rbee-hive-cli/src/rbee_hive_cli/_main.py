@@ -484,11 +484,21 @@ def status(addr: str | None, token_file: str | None, config: str | None, as_json
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
-def detect(as_json: bool) -> None:
-    """The backends and devices of this machine (no daemon needed)."""
+@click.option("--worker-binary", help="the llm-worker-rbee program [beside rbee-hive, or PATH]")
+@click.option("--config", type=click.Path(dir_okay=False), help="[$XDG_CONFIG_HOME/rbee/hive.toml]")
+def detect(as_json: bool, worker_binary: str | None, config: str | None) -> None:
+    """The backends, devices and usable engines of this machine (no daemon needed)."""
+    from rbee_hive_cli._daemon import build_engines
+    from rbee_hive_cli._engines import engine_rows
     from rbee_hive_cli._local import detect_local
+    from rbee_hive_cli.exceptions import SettingError
 
-    detect_local(as_json)
+    settings = _settings(worker_binary=worker_binary, config=config)
+    try:
+        engines = build_engines(settings)
+    except SettingError as err:
+        raise click.ClickException(str(err)) from err
+    detect_local(as_json, engine_rows(engines, settings.default_engine))
 
 
 # ---------------------------------------------------------------- token, audit
