@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from rbee_hive_monitor import StopOutcome
+from rbee_hive_monitor import StopOutcome, Supervisor, SupervisorSettings, openai_engine
 from rbee_hive_monitor._identity import read_identity
 from rbee_hive_monitor._state_file import StateFile
-from rbee_hive_registry import WorkerState
+from rbee_hive_monitor.exceptions import StateFileInUse
+from rbee_hive_registry import WorkerRegistry, WorkerState
 
 if TYPE_CHECKING:
     from conftest import OpenHive
@@ -178,3 +179,15 @@ async def test_a_worker_that_was_still_loading_is_stopped_not_adopted(
             while read_identity(left["pid"]) is not None:
                 await anyio.sleep(0.02)
     assert "was loading or being stopped when the previous hive went down" in caplog.text
+
+
+async def test_two_supervisors_never_keep_one_state_file(
+    open_hive: OpenHive, tmp_path: Path
+) -> None:
+    settings = SupervisorSettings(log_dir=tmp_path / "other", state_file=tmp_path / "workers.json")
+    async with open_hive(state_file=tmp_path / "workers.json"):
+        with pytest.raises(StateFileInUse, match="another running rbee-hive"):
+            async with Supervisor.open(WorkerRegistry(), settings, (openai_engine(),)):
+                pass  # pragma: no cover
+    async with Supervisor.open(WorkerRegistry(), settings, (openai_engine(),)):
+        pass  # free again once the first has closed

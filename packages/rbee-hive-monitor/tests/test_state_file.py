@@ -6,12 +6,15 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rbee_hive_monitor._identity import ProcessIdentity
 from rbee_hive_monitor._state_file import SCHEMA_VERSION, PersistedWorker, StateFile
+from rbee_hive_monitor.exceptions import StateFileInUse
 
 
 def worker(worker_id: str = "w1", port: int = 8081, *, ready: bool = True) -> PersistedWorker:
@@ -148,3 +151,40 @@ def test_a_file_others_may_write_is_not_trusted_and_left_alone(
 
 def test_the_callback_secret_is_not_in_the_repr(tmp_path: Path) -> None:
     assert "secret-w1" not in repr(worker("w1"))
+
+
+def test_a_second_hive_on_the_same_file_is_refused_naming_the_first(tmp_path: Path) -> None:
+    first = StateFile(tmp_path / "workers.json")
+    first.lock()
+    try:
+        with pytest.raises(
+            StateFileInUse, match=rf"another running rbee-hive \(pid {os.getpid()}\)"
+        ):
+            StateFile(tmp_path / "workers.json").lock()
+    finally:
+        first.unlock()
+    again = StateFile(tmp_path / "workers.json")
+    again.lock()
+    again.unlock()
+
+
+def test_a_killed_hive_leaves_the_file_free_for_the_next(tmp_path: Path) -> None:
+    code = (
+        "import sys, time; from rbee_hive_monitor._state_file import StateFile; "
+        "StateFile(sys.argv[1]).lock(); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "workers.json")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+    with pytest.raises(StateFileInUse, match=f"pid {holder.pid}"):
+        StateFile(tmp_path / "workers.json").lock()
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    after = StateFile(tmp_path / "workers.json")
+    after.lock()
+    after.unlock()

@@ -12,6 +12,7 @@ with a log line that says so; it never stops the hive from starting.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import Any
 import attrs
 
 from rbee_hive_monitor._identity import ProcessIdentity
+from rbee_hive_monitor.exceptions import StateFileInUse
 
 log = logging.getLogger("rbee_hive.monitor")
 
@@ -148,9 +150,43 @@ class StateFile:
     """The adoption state file at ``path``; see the module docstring."""
 
     path: Path = attrs.field(converter=Path)
+    _lock_fd: int | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
-        return f"<StateFile {self.path}>"
+        return f"<StateFile {self.path} locked={self._lock_fd is not None}>"
+
+    @property
+    def lock_path(self) -> Path:
+        """``<path>.lock``: held (flock) by the hive that keeps this file."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self) -> None:
+        """Claim the file for this process until ``unlock`` (or its death: a ``kill -9``
+        releases it, so a restarted hive can adopt). Raises ``StateFileInUse`` naming the
+        other hive's pid when a live process holds it."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StateFileInUse(
+                f"setting state_file: {self.path} is kept by another running rbee-hive (pid "
+                f"{holder}); two hives on one state folder would take and stop each other's "
+                "workers. Stop that hive, or give this one another --state-dir"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd  # not inherited by workers (PEP 446), or it would outlive us
+
+    def unlock(self) -> None:
+        """Release the claim taken by ``lock``."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def save(self, workers: Sequence[PersistedWorker]) -> None:
         """Replace the file with ``workers``, atomically and durably; raises ``OSError``."""

@@ -128,7 +128,11 @@ class Supervisor:
         engine_map = _engine_map(engines, callbacks)
         _warn_idle_timeout(settings, engine_map.values())
         settings.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = None if settings.state_file is None else StateFile(settings.state_file)
         async with contextlib.AsyncExitStack() as stack:
+            if state is not None:
+                state.lock()  # StateFileInUse: another hive keeps it
+                stack.callback(state.unlock)
             if http is None:
                 http = AiohttpWorkerHttp(await stack.enter_async_context(new_session()))
             supervisor: Supervisor | None = None
@@ -147,8 +151,8 @@ class Supervisor:
                     )
                     supervisor = cls(shared, engine_map)
                     try:
-                        if settings.state_file is not None:
-                            recorder = await supervisor._take_back(settings.state_file)
+                        if state is not None:
+                            recorder = await supervisor._take_back(state)
                         yield supervisor
                     finally:
                         with anyio.move_on_after(_FINAL_REAP_TIMEOUT, shield=True):
@@ -531,10 +535,9 @@ class Supervisor:
                 proc.exited.set()
             run.apply(lc.HiveGone(None if proc is None else proc.returncode))
 
-    async def _take_back(self, state_file: Path) -> StateRecorder:
-        """Adopt the workers an earlier hive left running, then keep ``state_file`` written."""
+    async def _take_back(self, state: StateFile) -> StateRecorder:
+        """Adopt the workers an earlier hive left running, then keep ``state`` written."""
         shared = self._shared
-        state = StateFile(state_file)
         await adopt_survivors(
             self, state, task_group=shared.task_group, stop_grace=shared.settings.stop_timeout
         )

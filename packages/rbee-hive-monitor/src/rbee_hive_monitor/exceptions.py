@@ -26,6 +26,13 @@ class InvalidSupervisorSetting(MonitorError, ValueError):
     code = "INVALID_SETTING"
 
 
+class StateFileInUse(InvalidSupervisorSetting):
+    """Raised by ``Supervisor.open`` when another running hive keeps the same ``state_file``
+    (two hives adopting each other's workers would stop them)."""
+
+    code = "STATE_FILE_IN_USE"
+
+
 class InvalidWorkerSpec(MonitorError, ValueError):
     """Raised by ``register``/``spawn`` for a malformed ``WorkerSpec`` (bad id, bad device)."""
 
