@@ -48,6 +48,7 @@ from rbee_hive_http_server.app import (
 from rbee_hive_metrics import HiveMetrics, LiveState
 from rbee_hive_monitor import (
     EngineSpec,
+    StateFileInUse,
     Supervisor,
     SupervisorSettings,
     engine_from_config,
@@ -196,6 +197,8 @@ def run_daemon(settings: HiveSettings) -> int:
     log_engines(engines, settings.default_engine)
     try:
         return anyio.run(_serve, settings, Prepared(token, auth_line, engines, sock))
+    except StateFileInUse as err:  # another daemon keeps this state folder's workers
+        raise DaemonStartError(str(err)) from err
     finally:
         sock.close()
 
@@ -250,6 +253,8 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         ),
         stable_after=settings.restart_reset_after,
         idle_timeout=settings.idle_timeout,
+        state_file=state_dir / "workers.json",
+        kill_workers_on_exit=settings.kill_workers_on_exit,
     )
     provisioner_settings = ProvisionerSettings(
         state_dir=state_dir,
