@@ -363,10 +363,10 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         gc.freeze()
         async with anyio.create_task_group() as tg:
             await tg.start(spawner.run)
-            await tg.start(MetricsFollower(registry, metrics, provisioner).run)
+            await tg.start(MetricsFollower(supervisor, metrics, provisioner).run)
             if settings.queen_callback_url:
                 notifier = QueenNotifier(
-                    registry, QueenSettings(settings.queen_callback_url, token)
+                    supervisor, registry, QueenSettings(settings.queen_callback_url, token)
                 )
                 await tg.start(notifier.run)
                 log.info(
