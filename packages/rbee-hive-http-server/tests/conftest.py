@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from rbee_hive_http_middleware import CallbackSecrets, Token
-from rbee_hive_http_server.app import CallbackUrls, HiveContext, SpawnService, create_app
-from rbee_hive_monitor import Supervisor, SupervisorSettings, rbee_engine
+from rbee_hive_http_server.app import CallbackUrls, HiveContext, create_app
+from rbee_hive_monitor import Supervisor, SupervisorSettings, WorkerPool, rbee_engine
 from rbee_hive_provisioner import Provisioner, ProvisionerSettings
 from rbee_hive_registry import WorkerRegistry
+from rbee_hive_resources import Admission, FakeNvml, HostResources
 
 FAKE_WORKER = Path(__file__).resolve().parents[2] / "rbee-hive-monitor" / "tests" / "fake_worker.py"
 TOKEN = "test-token-6f1c"
@@ -65,14 +66,16 @@ async def _hive(tmp_path: Path, token: Token | None) -> AsyncIterator[Hive]:
         Supervisor.open(registry, settings, [engine], callbacks=callbacks) as supervisor,
         anyio.create_task_group() as tg,
     ):
-        spawner = SpawnService(registry, supervisor, provisioner)
-        await tg.start(spawner.run)
+        # Real admission of this machine's RAM (a 64-byte model always fits), no GPU.
+        host = HostResources(nvml=FakeNvml(unavailable="no GPU in these tests"))
+        pool = WorkerPool(registry, supervisor, provisioner, Admission(host))
+        await tg.start(pool.run)
         context = HiveContext(
             version="9.9.9",
             registry=registry,
             supervisor=supervisor,
             provisioner=provisioner,
-            spawner=spawner,
+            pool=pool,
             engines=["rbee"],
         )
         app = create_app(context, token=token, callbacks=secrets)

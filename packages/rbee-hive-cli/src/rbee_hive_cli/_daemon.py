@@ -42,7 +42,6 @@ from rbee_hive_http_server.app import (
     HiveContext,
     QueenNotifier,
     QueenSettings,
-    SpawnService,
     create_app,
 )
 from rbee_hive_metrics import HiveMetrics, LiveState
@@ -51,6 +50,7 @@ from rbee_hive_monitor import (
     StateFileInUse,
     Supervisor,
     SupervisorSettings,
+    WorkerPool,
     engine_from_config,
     openai_engine,
     rbee_engine,
@@ -299,18 +299,19 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         supervisor = await stack.enter_async_context(
             Supervisor.open(registry, supervisor_settings, engines, callbacks=callbacks)
         )
-        resources = ResourcesAdapter(host, admission, registry, metrics)
-        spawner = SpawnService(registry, supervisor, provisioner, resources)
         audit_adapter = AuditAdapter(audit)
+        pool = WorkerPool(
+            registry, supervisor, provisioner, admission, audit=audit_adapter, counters=metrics
+        )
         context = HiveContext(
             version=hive_ver,
             registry=registry,
             supervisor=supervisor,
             provisioner=provisioner,
-            spawner=spawner,
+            pool=pool,
             engines=[e.name for e in engines],
             default_engine=settings.default_engine,
-            resources=resources,
+            resources=ResourcesAdapter(host, admission, registry),
             metrics=MetricsAdapter(metrics),
             audit=audit_adapter,
         )
@@ -362,11 +363,11 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         gc.collect()
         gc.freeze()
         async with anyio.create_task_group() as tg:
-            await tg.start(spawner.run)
-            await tg.start(MetricsFollower(supervisor, metrics, provisioner).run)
+            await tg.start(pool.run)
+            await tg.start(MetricsFollower(registry, metrics, provisioner).run)
             if settings.queen_callback_url:
                 notifier = QueenNotifier(
-                    supervisor, registry, QueenSettings(settings.queen_callback_url, token)
+                    registry, QueenSettings(settings.queen_callback_url, token)
                 )
                 await tg.start(notifier.run)
                 log.info(

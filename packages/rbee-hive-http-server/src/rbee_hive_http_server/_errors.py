@@ -23,7 +23,7 @@ from rbee_hive_http_server._wire import (
     to_json,
 )
 from rbee_hive_http_server.exceptions import ApiError
-from rbee_hive_monitor import LaunchFailed, MonitorError
+from rbee_hive_monitor import LaunchFailed, ModelInUse, MonitorError
 from rbee_hive_provisioner import AmbiguousModel, ProvisionerError
 from rbee_hive_resources import AdmissionRefused
 
@@ -48,6 +48,8 @@ def error_response(
 def _details(err: Exception) -> dict[str, Any]:
     if isinstance(err, LaunchFailed):
         return {"exit_code": err.exit_code}
+    if isinstance(err, ModelInUse):
+        return {"workers": list(err.workers)}
     if isinstance(err, AmbiguousModel):
         return {"choices": list(err.choices)}
     if isinstance(err, AdmissionRefused):

@@ -144,7 +144,7 @@ async def list_downloads(request: Request) -> JSONResponse:
 
 async def remove_model(request: Request) -> JSONResponse:
     """Remove a model from the catalog (and its blob when nothing else links to it);
-    refused while a worker uses it."""
+    refused while a worker uses it (the pool's rule; it audits the removal)."""
     ctx = context_of(request)
     text = request.query_params.get("model_ref", "")
     if not text:
@@ -153,26 +153,7 @@ async def remove_model(request: Request) -> JSONResponse:
             "give the model as ?model_ref=hf:ORG/REPO[:FILE]",
             details={"fields": ["model_ref"]},
         )
-    ref = ModelRef.parse(text)
-    local = await ctx.provisioner.lookup(ref)
-    users = [
-        w.id
-        for w in ctx.registry.list()
-        if not w.state.is_terminal
-        and (
-            w.model_ref in (text, str(ref))
-            or (local is not None and w.model_path and w.model_path == str(local.path))
-        )
-    ]
-    if users:
-        raise ApiError(
-            "MODEL_IN_USE",
-            f"model {str(ref)!r} is used by {len(users)} worker(s); stop them first",
-            details={"workers": users},
-        )
-    entry = await ctx.provisioner.remove(ref)
-    if ctx.audit is not None:
-        ctx.audit.record("model.remove", outcome="removed", details={"model_ref": entry.reference})
+    entry = await ctx.pool.remove_model(text)
     return JSONResponse(to_json(Removed(removed=model_of(entry))))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from urllib.parse import urlsplit
 
@@ -14,8 +13,6 @@ from starlette.routing import Route
 from rbee_hive_http_middleware import callback_worker_id
 from rbee_hive_http_server._body import WORKER_ID, check_identifier, parse_json_body
 from rbee_hive_http_server._context import context_of
-from rbee_hive_http_server._errors import api_error_of
-from rbee_hive_http_server._spawn import SpawnRequest
 from rbee_hive_http_server._wire import (
     GPU_UUID_PATTERN,
     MAX_DEVICE_INDEX,
@@ -29,10 +26,8 @@ from rbee_hive_http_server._wire import (
 )
 from rbee_hive_http_server._wire import SpawnRequest as SpawnBody
 from rbee_hive_http_server.exceptions import ApiError
-from rbee_hive_provisioner import ModelRef
+from rbee_hive_monitor import SpawnRequest
 from rbee_hive_registry import worker_to_json, workers_to_json
-
-log = logging.getLogger("rbee_hive.http")
 
 GPU_UUID = re.compile(GPU_UUID_PATTERN)
 
@@ -51,7 +46,9 @@ def _device(value: int | str) -> int | str:
 
 
 async def spawn(request: Request) -> JSONResponse:
-    """Start a worker; answers at once (``provisioning`` while its model downloads)."""
+    """Start a worker; answers at once (``provisioning`` while its model downloads). The
+    pool runs the spawn, logs and audits it; this route checks the body, the app's handlers
+    map its errors."""
     ctx = context_of(request)
     body = await parse_json_body(request, SpawnBody)
     backend = check_identifier(body.backend, "backend")
@@ -71,35 +68,9 @@ async def spawn(request: Request) -> JSONResponse:
             f"engine {engine!r} is not configured; configured engines: {', '.join(ctx.engines)}",
             details={"fields": ["engine"]},
         )
-    try:
-        ref = ModelRef.parse(body.model_ref)
-        worker = await ctx.spawner.spawn(
-            SpawnRequest(model_ref=ref, backend=backend, device=device, engine=engine)
-        )
-    except Exception as err:
-        # Refusals are logged and audited here; the app's handlers write the answer.
-        api = api_error_of(err)
-        log.warning(
-            "spawn of %s on %s:%s refused: %s %s",
-            ascii(body.model_ref)[:200],
-            backend,
-            device,
-            api.code,
-            api.message,
-        )
-        if ctx.audit is not None:
-            ctx.audit.record(
-                "worker.spawn",
-                outcome="refused",
-                details={"model_ref": ascii(body.model_ref)[:200], "code": api.code},
-            )
-        raise
-    if ctx.audit is not None:
-        ctx.audit.record(
-            "worker.spawn",
-            outcome="accepted",
-            details={"worker_id": worker.id, "model_ref": worker.model_ref, "pid": worker.pid},
-        )
+    worker = await ctx.pool.spawn(
+        SpawnRequest(model_ref=body.model_ref, backend=backend, device=device, engine=engine)
+    )
     return JSONResponse(
         to_json(SpawnResponse(worker_id=worker.id, url=worker.url, state=worker.state))
     )
@@ -184,14 +155,10 @@ async def stop_worker(request: Request) -> JSONResponse:
     """Stop a worker for good (never restarted), then forget it; answers how it ended."""
     ctx = context_of(request)
     worker_id = _path_worker(request)
-    outcome = await ctx.supervisor.stop(worker_id, reason="stopped through the API")
-    last = ctx.supervisor.forget(worker_id)
-    if ctx.audit is not None:
-        details = {"worker_id": worker_id, "pid": last.pid, "exit_code": last.exit_code}
-        ctx.audit.record("worker.stop", outcome=outcome.value, details=details)
-        if outcome.value == "forced":  # it ignored its graceful signal and was SIGKILLed
-            ctx.audit.record("worker.kill", outcome="killed", details=details)
-    result = StopResult(worker_id=worker_id, outcome=outcome.value, state=last.state)
+    stopped = await ctx.pool.stop(worker_id)
+    result = StopResult(
+        worker_id=worker_id, outcome=stopped.outcome.value, state=stopped.last.state
+    )
     return JSONResponse(to_json(result))
 
 

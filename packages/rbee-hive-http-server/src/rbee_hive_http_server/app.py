@@ -2,7 +2,8 @@
 
 Needs the ``server`` extra (``pip install 'rbee-hive-http-server[server]'``): starlette and
 the hive's monitor, provisioner, resources and middleware. ``create_app`` builds the ASGI app
-from a ``HiveContext``; ``QueenNotifier`` tells queen-rbee about ready workers;
+from a ``HiveContext``, whose ``WorkerPool`` (from rbee_hive_monitor) runs the spawn flow;
+``QueenNotifier`` tells queen-rbee about ready workers;
 ``CallbackUrls`` hands workers their secret callback URLs; ``ApiError`` is what a route raises
 to answer with the error envelope.
 """
@@ -12,31 +13,19 @@ from rbee_hive_http_server._callbacks import CallbackUrls
 from rbee_hive_http_server._context import Audit, HiveContext, MetricsView, ResourceView
 from rbee_hive_http_server._errors import EXCEPTION_HANDLERS
 from rbee_hive_http_server._queen import QueenNotifier, QueenSettings
-from rbee_hive_http_server._spawn import (
-    AdmissionGate,
-    Admitted,
-    OpenAdmission,
-    SpawnRequest,
-    SpawnService,
-)
 from rbee_hive_http_server.exceptions import ApiError
 
 __all__ = [
     "EXCEPTION_HANDLERS",
     "MAX_BODY_BYTES",
     "PUBLIC_PATHS",
-    "AdmissionGate",
-    "Admitted",
     "ApiError",
     "Audit",
     "CallbackUrls",
     "HiveContext",
     "MetricsView",
-    "OpenAdmission",
     "QueenNotifier",
     "QueenSettings",
     "ResourceView",
-    "SpawnRequest",
-    "SpawnService",
     "create_app",
 ]
