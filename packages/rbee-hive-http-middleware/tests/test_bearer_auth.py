@@ -219,7 +219,7 @@ def test_public_paths_must_be_absolute(inner: InnerApp, token: Token) -> None:
 def test_short_token_is_logged_as_weak(inner: InnerApp, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="rbee_hive.auth"):
         BearerAuthMiddleware(inner, token=Token("test"))
-    assert "only 4 characters" in caplog.text
+    assert "is 4 characters long; at least 32" in caplog.text
     assert "token:9f86d0" in caplog.text
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from rbee_hive_http_middleware import (
 )
 
 if TYPE_CHECKING:
-    from conftest import AsgiCall, InnerApp
+    from conftest import AsgiCall, FakeClock, InnerApp
 
 pytestmark = pytest.mark.anyio
 Headers = list[tuple[str | bytes, str | bytes]]
@@ -162,3 +163,79 @@ def test_store_parses_and_redacts_paths() -> None:
     assert secret not in repr(store)
     with pytest.raises(ValueError, match="prefix"):
         CallbackSecrets(prefix="/no-trailing-slash")
+
+
+async def test_worker_callbacks_pass_from_an_address_locked_out_for_wrong_tokens(
+    asgi: AsgiCall, inner: InnerApp, token: Token
+) -> None:
+    # Workers call back from 127.0.0.1, the address queen-rbee and the CLI use too.
+    store = CallbackSecrets()
+    secret = store.issue("worker-1")
+    app = _app(inner, token, store)
+    local = ("127.0.0.1", 40000)
+    for _ in range(15):
+        await asgi(app, headers=[("authorization", "Bearer guess")], client=local)
+    assert (await asgi(app, headers=[("authorization", "Bearer x")], client=local)).status == 429
+    for path in (store.callback_path(secret), store.heartbeat_path(secret)):
+        reply = await asgi(app, method="POST", path=path, client=local)
+        assert reply.status == 200
+        assert callback_worker_id(inner.scopes[-1]) == "worker-1"
+
+
+async def test_an_orphans_rejected_heartbeats_lock_nobody_out(
+    asgi: AsgiCall, inner: InnerApp, token: Token, auth_headers: Headers
+) -> None:
+    # A worker the hive no longer knows (its secret died with the old hive) keeps posting
+    # heartbeats: each is refused, and none counts against the address it shares.
+    store = CallbackSecrets()
+    app = _app(inner, token, store)
+    local = ("127.0.0.1", 40000)
+    stale = store.heartbeat_path("S" * 43)
+    for _ in range(100):
+        reply = await asgi(app, method="POST", path=stale, client=local)
+        assert (reply.status, reply.error_code) == (401, "INVALID_API_KEY")
+    assert app.locked_out_clients == 0
+    secret = store.issue("worker-2")
+    assert (
+        await asgi(app, method="POST", path=store.callback_path(secret), client=local)
+    ).status == 200
+    assert (await asgi(app, headers=auth_headers, client=local)).status == 200
+    assert (await asgi(app, headers=[("authorization", "Bearer x")], client=local)).status == 401
+
+
+async def test_refusals_that_are_no_guess_are_audited_once_a_minute_per_client(
+    asgi: AsgiCall, inner: InnerApp, token: Token, tmp_path: Path, clock: FakeClock
+) -> None:
+    # Wrong tokens are audited (and fsynced) one by one; a client that simply keeps asking
+    # without a token must not make the hive fsync a record per request.
+    store = CallbackSecrets()
+    audit = AuditLog(tmp_path / "audit")
+    app = BearerAuthMiddleware(
+        inner, token=token, callback_authenticator=store, audit=audit, clock=clock
+    )
+    for _ in range(50):
+        await asgi(app, client=("192.0.2.1", 1))
+        await asgi(app, method="POST", path=store.heartbeat_path("S" * 43), client=("192.0.2.1", 1))
+    clock.advance(61)
+    await asgi(app, client=("192.0.2.1", 1))
+    await asgi(app, client=("192.0.2.2", 1))
+    for n in range(3):
+        await asgi(app, headers=[("authorization", f"Bearer wrong{n}")], client=("192.0.2.1", 1))
+    audit.close()
+    records = [
+        json.loads(line)
+        for path in sorted((tmp_path / "audit").iterdir())
+        for line in path.read_text().splitlines()
+    ]
+    failures = [r for r in records if r["event"] == "auth_failure"]
+    reasons = [(r["client"], r["details"]["reason"]) for r in failures]
+    assert reasons == [
+        ("192.0.2.1", "no Authorization header"),
+        ("192.0.2.1", "unknown or revoked callback secret"),
+        ("192.0.2.1", "no Authorization header"),
+        ("192.0.2.2", "no Authorization header"),
+        ("192.0.2.1", "invalid token"),
+        ("192.0.2.1", "invalid token"),
+        ("192.0.2.1", "invalid token"),
+    ]
+    assert failures[2]["details"]["similar_refusals_not_recorded"] == 49

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
 
 from rbee_hive_http_middleware import (
+    MIN_TOKEN_CHARS,
     InsecureTokenFile,
     InvalidToken,
     InvalidTokenFile,
@@ -15,6 +18,7 @@ from rbee_hive_http_middleware import (
     create_token_file,
     load_token_file,
     token_fingerprint,
+    token_weakness,
 )
 
 
@@ -123,3 +127,30 @@ def test_two_created_tokens_differ(tmp_path: Path) -> None:
     first = load_token_file(create_token_file(tmp_path / "a"))
     second = load_token_file(create_token_file(tmp_path / "b"))
     assert first != second
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("queen-tok", "is 9 characters long; at least 32"),
+        ("x" * 31, "is 31 characters long"),
+        ("ab" * 32, "uses only 2 different characters"),
+        ("0123456" * 6, "uses only 7 different characters"),
+    ],
+)
+def test_short_or_repetitive_tokens_are_weak_and_the_reason_never_shows_them(
+    text: str, problem: str
+) -> None:
+    weakness = token_weakness(Token(text))
+    assert weakness is not None
+    assert problem in weakness
+    assert text not in weakness
+
+
+def test_generated_tokens_and_hex_or_uuid_tokens_are_strong() -> None:
+    assert MIN_TOKEN_CHARS == 32
+    for _ in range(200):
+        assert token_weakness(Token.generate()) is None
+        assert token_weakness(secrets.token_hex(16)) is None
+        assert token_weakness(str(uuid.uuid4())) is None
+    assert token_weakness("a" * 64) is not None  # long, but not random

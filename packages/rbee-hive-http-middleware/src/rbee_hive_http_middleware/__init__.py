@@ -41,7 +41,7 @@ from rbee_hive_http_middleware._callbacks import (
     CallbackAuthenticator,
     CallbackSecrets,
 )
-from rbee_hive_http_middleware._client import TrustedProxies, client_address
+from rbee_hive_http_middleware._client import TrustedNetworks, TrustedProxies, client_address
 from rbee_hive_http_middleware._correlation import (
     CORRELATION_ID_HEADER,
     CORRELATION_ID_KEY,
@@ -54,10 +54,13 @@ from rbee_hive_http_middleware._lockout import FailureTracker, LockoutPolicy
 from rbee_hive_http_middleware._log_flood import LogFloodFilter
 from rbee_hive_http_middleware._responses import error_body, send_json_error
 from rbee_hive_http_middleware._token import (
+    HOW_TO_GENERATE,
+    MIN_TOKEN_CHARS,
     Token,
     create_token_file,
     load_token_file,
     token_fingerprint,
+    token_weakness,
 )
 from rbee_hive_http_middleware.exceptions import (
     AuditDirectoryError,
@@ -86,7 +89,9 @@ __all__ = [
     "GENESIS_HASH",
     "HEARTBEAT_SUFFIX",
     "HIVE_ACTOR",
+    "HOW_TO_GENERATE",
     "MAX_AUTHORIZATION_BYTES",
+    "MIN_TOKEN_CHARS",
     "ASGIApp",
     "AuditDirectoryError",
     "AuditError",
@@ -119,6 +124,7 @@ __all__ = [
     "Token",
     "TokenFileError",
     "TokenFileExists",
+    "TrustedNetworks",
     "TrustedProxies",
     "VerifyReport",
     "__version__",
@@ -134,6 +140,7 @@ __all__ = [
     "record_hash",
     "send_json_error",
     "token_fingerprint",
+    "token_weakness",
     "valid_correlation_id",
     "verify_audit_dir",
 ]

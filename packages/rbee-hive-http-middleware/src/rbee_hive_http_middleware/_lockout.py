@@ -88,3 +88,43 @@ class FailureTracker:
         entry = self._clients.get(address)
         if entry is not None and entry.locked_until is None:
             del self._clients[address]
+
+
+class RepeatSampler:
+    """Per key, one event per window goes through and the others are counted; never sleeps.
+
+    The middleware audits refusals that are not guesses (no credential, an unknown callback
+    secret) through it, so a client that keeps asking without a token costs one fsynced audit
+    record a minute, not one per request.
+    """
+
+    def __init__(
+        self, window_seconds: float, clock: Callable[[], float], max_keys: int = 10_000
+    ) -> None:
+        if window_seconds <= 0 or max_keys < 1:
+            raise ValueError("RepeatSampler needs window_seconds > 0 and max_keys >= 1")
+        self._window = window_seconds
+        self._clock = clock
+        self._max_keys = max_keys
+        self._keys: OrderedDict[str, list[float | int]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"RepeatSampler(window={self._window}, tracked={len(self._keys)})"
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def admit(self, key: str) -> int | None:
+        """None when this event falls in ``key``'s current window (it is counted); otherwise
+        how many were counted since the last admitted one (0 for a first event)."""
+        now = self._clock()
+        entry = self._keys.get(key)
+        if entry is not None and now - entry[0] < self._window:
+            entry[1] += 1
+            return None
+        skipped = 0 if entry is None else int(entry[1])
+        self._keys[key] = [now, 0]
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._max_keys:
+            self._keys.popitem(last=False)
+        return skipped

@@ -24,8 +24,16 @@ from rbee_hive_http_middleware.exceptions import (
 MAX_TOKEN_CHARS = 4096
 #: RFC 6750 ``b64token``: the only characters a bearer token may hold.
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-#: Tokens shorter than this are accepted but logged as weak.
-WEAK_TOKEN_CHARS = 16
+#: The shortest token the daemon starts with: 32 random characters of base64 hold 192 bits,
+#: so guessing stays infeasible even though a valid token is never refused by the lockout.
+MIN_TOKEN_CHARS = 32
+#: Fewer distinct characters than this cannot be a random token of MIN_TOKEN_CHARS or more.
+MIN_DISTINCT_TOKEN_CHARS = 8
+#: How to make a good API token, for error messages.
+HOW_TO_GENERATE = (
+    "generate one with `rbee-hive token create` or "
+    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
 _MAX_FILE_BYTES = 64 * 1024
 
 
@@ -34,6 +42,27 @@ def token_fingerprint(token: str | Token) -> str:
     if isinstance(token, Token):
         return token.fingerprint
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+
+
+def token_weakness(token: str | Token) -> str | None:
+    """Why ``token`` is too weak to guard a hive, or None when it is long and varied enough.
+
+    At least ``MIN_TOKEN_CHARS`` characters, of which at least ``MIN_DISTINCT_TOKEN_CHARS``
+    differ (``aaaa...`` is long but not random). The message never contains the token.
+    """
+    text = token.reveal() if isinstance(token, Token) else token
+    if len(text) < MIN_TOKEN_CHARS:
+        return (
+            f"is {len(text)} characters long; at least {MIN_TOKEN_CHARS} random characters "
+            "are required"
+        )
+    distinct = len(set(text))
+    if distinct < MIN_DISTINCT_TOKEN_CHARS:
+        return (
+            f"uses only {distinct} different characters, so it is not random (a random token "
+            f"of {MIN_TOKEN_CHARS} characters has about 25)"
+        )
+    return None
 
 
 def _check_token_text(value: str, what: str) -> None:
