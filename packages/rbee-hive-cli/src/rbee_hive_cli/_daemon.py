@@ -9,15 +9,15 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
 import attrs
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
 from rbee_hive_cli._engines import log_engines
+from rbee_hive_cli._serve import serve_hive, server_config
 from rbee_hive_cli._settings import Address, HiveSettings
 from rbee_hive_cli._version import hive_version
 from rbee_hive_cli._wiring import (
@@ -30,12 +30,16 @@ from rbee_hive_cli._wiring import (
 )
 from rbee_hive_cli.exceptions import DaemonStartError, SettingError
 from rbee_hive_http_middleware import (
+    HOW_TO_GENERATE,
     AuditLog,
     CallbackSecrets,
     CorrelationIdFilter,
     LockoutPolicy,
+    LogFloodFilter,
     Token,
+    TrustedNetworks,
     load_token_file,
+    token_weakness,
 )
 from rbee_hive_http_server.app import (
     CallbackUrls,
@@ -65,8 +69,10 @@ log = logging.getLogger("rbee_hive.daemon")
 
 
 def configure_logging(level: str) -> None:
-    """Log lines with the correlation id of the request they belong to."""
+    """Log lines with the correlation id of the request they belong to; a warning or error
+    repeated in a flood is logged 5 times a minute and then counted (see LogFloodFilter)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(LogFloodFilter())
     handler.addFilter(CorrelationIdFilter())
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s")
@@ -76,6 +82,14 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+def report_suppressed_logs() -> None:
+    """Log what the flood filters of the root handlers dropped and have not reported yet."""
+    for handler in logging.getLogger().handlers:
+        for flood in handler.filters:
+            if isinstance(flood, LogFloodFilter):
+                flood.flush(log)
+
+
 def resolve_token(settings: HiveSettings) -> Token | None:
     """The API token: ``--token-file`` (refused when others can read it), else
     ``LLORCH_API_TOKEN``; None means no authentication."""
@@ -83,28 +97,65 @@ def resolve_token(settings: HiveSettings) -> Token | None:
         if settings.token_text:
             log.warning("LLORCH_API_TOKEN is set but --token-file wins; the variable is ignored")
         try:
-            return Token(load_token_file(settings.token_file))
+            token = Token(load_token_file(settings.token_file))
         except Exception as err:
             raise DaemonStartError(f"token file {settings.token_file}: {err}") from err
+        return _strong(token, f"the API token in {settings.token_file}")
     if settings.token_text:
         try:
-            return Token(settings.token_text)
+            token = Token(settings.token_text)
         except Exception as err:
             raise DaemonStartError(f"LLORCH_API_TOKEN: {err}") from err
+        return _strong(token, "the API token in LLORCH_API_TOKEN")
     return None
 
 
-def check_bind_policy(addr: Address, token: Token | None) -> str:
-    """Loopback without a token is open (and said so); anything else needs a token."""
+def _strong(token: Token, where: str) -> Token:
+    """Refuse a token that could be guessed: a valid token is never locked out, so its
+    length is what stops guessing."""
+    weakness = token_weakness(token)
+    if weakness is not None:
+        raise DaemonStartError(
+            f"{where} {weakness}. Use a random token instead: {HOW_TO_GENERATE}; "
+            "then pass --token-file FILE (or set LLORCH_API_TOKEN), and give queen-rbee the "
+            "same token"
+        )
+    return token
+
+
+def check_bind_policy(
+    addr: Address, token: Token | None, trusted_networks: Sequence[str] = ()
+) -> str:
+    """Loopback without a token is open (and said so); a public address needs a token, or
+    an explicit list of trusted networks whose clients may call without one."""
+    trusted = ", ".join(trusted_networks)
     if token is not None:
-        return f"bearer token required on every route but health and metrics ({token!r})"
+        line = f"bearer token required on every route but health and metrics ({token!r})"
+        return f"{line}; WITHOUT it from the trusted networks {trusted}" if trusted else line
     if addr.is_loopback:
         return "OPEN: no token configured; only this machine can connect (loopback)"
+    if trusted:
+        return (
+            f"NO TOKEN: requests are admitted only from the trusted networks {trusted} and "
+            "from this machine; everyone else is refused"
+        )
     raise DaemonStartError(
         f"refusing to listen on {addr} without a token: anyone on the network could start "
         "processes here. Create one with `rbee-hive token create` and pass --token-file FILE "
-        "(or set LLORCH_API_TOKEN), or listen on 127.0.0.1"
+        "(or set LLORCH_API_TOKEN); or, for a queen-rbee that sends no token, list the "
+        "networks allowed to call without one in trusted_networks (hive.toml: "
+        'trusted_networks = ["10.0.0.0/8"], or RBEE_HIVE_TRUSTED_NETWORKS, or '
+        "--trusted-networks); or listen on 127.0.0.1"
     )
+
+
+def effective_trusted_networks(token: Token | None, configured: Sequence[str]) -> TrustedNetworks:
+    """The configured networks, plus this machine when there is no token: the local CLI and
+    rbee-keeper over SSH have no token to send, and loopback is open without one anyway."""
+    if not configured:
+        return TrustedNetworks()
+    loopback = () if token is not None else ("127.0.0.0/8", "::1/128")
+    return TrustedNetworks([*configured, *(n for n in loopback if n not in configured)])
 
 
 def bind_socket(addr: Address) -> socket.socket:
@@ -185,7 +236,12 @@ class Prepared:
 def run_daemon(settings: HiveSettings) -> int:
     """Check, bind, then serve until SIGTERM/SIGINT; returns the exit status."""
     token = resolve_token(settings)
-    auth_line = check_bind_policy(settings.addr, token)
+    auth_line = check_bind_policy(settings.addr, token, settings.trusted_networks)
+    if settings.trusted_networks:
+        log.warning(
+            "trusted_networks: requests WITHOUT a token are admitted from %s",
+            effective_trusted_networks(token, settings.trusted_networks),
+        )
     state_dir: Path = settings.state_dir
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -232,6 +288,7 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         details={
             "addr": str(settings.addr),
             "auth": "token" if token else "open-loopback",
+            "trusted_networks": list(settings.trusted_networks),
             "config": str(settings.config_path) if settings.config_path else None,
         },
     )
@@ -320,7 +377,14 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
             window_seconds=settings.auth_lockout_window,
             lockout_seconds=settings.auth_lockout_seconds,
         )
-        app = create_app(context, token=token, callbacks=secrets, audit=audit, lockout=lockout)
+        app = create_app(
+            context,
+            token=token,
+            callbacks=secrets,
+            audit=audit,
+            lockout=lockout,
+            trusted_networks=effective_trusted_networks(token, settings.trusted_networks),
+        )
 
         def report(result: ShutdownReport) -> None:
             metrics.record_shutdown(
@@ -350,13 +414,7 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
             after_workers=[close_audit],
             on_report=report,
         )
-        config = Config()
-        # hypercorn takes ownership of the descriptor it is given, so it gets its own copy.
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")  # through our handler, once
-        config.graceful_timeout = 3.0
-        config.keep_alive_timeout = 75.0
+        config = server_config(sock)
         # Everything built so far lives as long as the daemon. Freezing it takes those tens
         # of thousands of objects out of the garbage collector's full passes, which otherwise
         # cost tens of milliseconds each under load (see scripts/bench/bench_load.py).
@@ -364,19 +422,20 @@ async def _serve(settings: HiveSettings, prepared: Prepared) -> int:
         gc.freeze()
         async with anyio.create_task_group() as tg:
             await tg.start(pool.run)
-            await tg.start(MetricsFollower(registry, metrics, provisioner).run)
+            await tg.start(MetricsFollower(supervisor, metrics, provisioner).run)
             if settings.queen_callback_url:
                 notifier = QueenNotifier(
-                    registry, QueenSettings(settings.queen_callback_url, token)
+                    supervisor, registry, QueenSettings(settings.queen_callback_url, token)
                 )
                 await tg.start(notifier.run)
                 log.info(
                     "ready workers are announced to queen-rbee at %s", settings.queen_callback_url
                 )
             await tg.start(shutdown.run)
-            await serve(app, config, shutdown_trigger=shutdown.server_may_stop.wait)  # type: ignore[arg-type]  # hypercorn types the app as its own Framework union
+            await serve_hive(app, config, shutdown.server_may_stop.wait)
             tg.cancel_scope.cancel()
         if shutdown.report is not None and not shutdown.report.clean:
             exit_status = 1
+    report_suppressed_logs()
     log.info("rbee-hive stopped (exit status %d)", exit_status)
     return exit_status

@@ -137,6 +137,12 @@ def main() -> None:
 @click.option("--config", type=click.Path(dir_okay=False), help="[$XDG_CONFIG_HOME/rbee/hive.toml]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option(
+    "--trusted-networks",
+    metavar="CIDR,...",
+    help="networks admitted WITHOUT a token, e.g. 10.0.0.0/8 for a queen-rbee that sends none "
+    "[RBEE_HIVE_TRUSTED_NETWORKS; none]",
+)
+@click.option(
     "--kill-workers-on-exit",
     is_flag=True,
     default=None,

@@ -190,6 +190,23 @@ def parse_kill_workers_on_exit(text: str | bool) -> bool:
     return value
 
 
+def parse_networks(value: Any) -> tuple[str, ...]:
+    """Networks in CIDR form: a TOML list, or one comma-separated string (flag, environment)."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ValueError(
+            'expected a list of networks in CIDR form such as ["10.0.0.0/8", "fd00::/8"], '
+            f"got {value!r}"
+        )
+    # Imported here so that `rbee-hive --help` does not load the middleware.
+    from rbee_hive_http_middleware import TrustedNetworks
+
+    return tuple(str(network) for network in TrustedNetworks(items).networks)
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def wrapped(value: Any) -> Any:
         if value in ("", "none", "off"):
@@ -239,9 +256,14 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "vram_reserve": (parse_bytes, "512MiB", "VRAM kept free per GPU by admission"),
     "disk_reserve": (parse_bytes, "1GiB", "disk kept free by downloads"),
     "max_workers_per_device": (parse_count, 8, "workers per device at most"),
-    "auth_lockout_failures": (parse_count, 10, "failed authentications before a lockout"),
+    "auth_lockout_failures": (parse_count, 10, "wrong tokens from one address before a lockout"),
     "auth_lockout_window": (parse_seconds, 300.0, "seconds in which those failures count"),
     "auth_lockout_seconds": (parse_seconds, 900.0, "how long a client address stays locked out"),
+    "trusted_networks": (
+        parse_networks,
+        (),
+        "networks (CIDR) admitted WITHOUT a token, e.g. a queen-rbee that sends none",
+    ),
     "metrics_min_interval": (
         parse_non_negative_seconds,
         1.0,
@@ -302,14 +324,39 @@ def load_settings(
     explicit = config is not None or bool(env.get(ENV_PREFIX + "CONFIG"))
     path = config or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
     path = path or default_config_path()
-    table: dict[str, Any] = {}
-    if path.exists():
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise SettingError(f"config file {path}: {err}") from None
-    elif explicit:
-        raise SettingError(f"config file {path} does not exist (from --config or RBEE_HIVE_CONFIG)")
+    table, engines = _read_config(path, explicit=explicit)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in SETTINGS:
+        values[name], sources[name] = _resolve(name, flags, env, table, path)
+    if values["state_dir"] is None:
+        values["state_dir"] = default_state_dir()
+    _check_relations(values)
+    queen, worker_host = _peer_variables(env)
+    return HiveSettings(
+        values=values,
+        sources=sources,
+        engines=engines,
+        config_path=path if path.exists() else None,
+        token_text=env.get("LLORCH_API_TOKEN") or None,
+        queen_callback_url=queen,
+        worker_host=worker_host,
+    )
+
+
+def _read_config(path: Path, *, explicit: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings table and the ``[engines.NAME]`` tables of the TOML file at ``path``
+    (both empty when it does not exist and was not asked for)."""
+    if not path.exists():
+        if explicit:
+            raise SettingError(
+                f"config file {path} does not exist (from --config or RBEE_HIVE_CONFIG)"
+            )
+        return {}, {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise SettingError(f"config file {path}: {err}") from None
     engines = table.pop("engines", {})
     if not isinstance(engines, dict) or not all(isinstance(v, dict) for v in engines.values()):
         raise SettingError(f"config file {path}: [engines.NAME] must be tables")
@@ -319,28 +366,33 @@ def load_settings(
             f"config file {path}: unknown setting(s) {', '.join(unknown)}; known settings: "
             f"{', '.join(sorted(SETTINGS))}, and [engines.NAME] tables"
         )
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name, (_, default, _doc) in SETTINGS.items():
-        env_name = ENV_PREFIX + name.upper()
-        flag = flags.get(name)
-        if flag is not None:
-            values[name] = _parse(name, flag, f"--{name.replace('_', '-')}")
-            sources[name] = "flag"
-        elif env.get(env_name):
-            values[name] = _parse(name, env[env_name], f"environment variable {env_name}")
-            sources[name] = env_name
-        elif name in table:
-            values[name] = _parse(name, table[name], f"config file {path}")
-            sources[name] = str(path)
-        elif default is not None:
-            values[name] = _parse(name, default, "the default")
-            sources[name] = "default"
-        else:
-            values[name] = None
-            sources[name] = "default"
-    if values["state_dir"] is None:
-        values["state_dir"] = default_state_dir()
+    return table, engines
+
+
+def _resolve(
+    name: str,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    table: Mapping[str, Any],
+    path: Path,
+) -> tuple[Any, str]:
+    """One setting's value and where it came from: flag, environment, file, default."""
+    env_name = ENV_PREFIX + name.upper()
+    default = SETTINGS[name][1]
+    flag = flags.get(name)
+    if flag is not None:
+        return _parse(name, flag, f"--{name.replace('_', '-')}"), "flag"
+    if env.get(env_name):
+        return _parse(name, env[env_name], f"environment variable {env_name}"), env_name
+    if name in table:
+        return _parse(name, table[name], f"config file {path}"), str(path)
+    if default is not None:
+        return _parse(name, default, "the default"), "default"
+    return None, "default"
+
+
+def _check_relations(values: Mapping[str, Any]) -> None:
+    """Settings that are valid alone but not together."""
     if values["probe_timeout"] > values["probe_interval"]:
         raise SettingError(
             f"setting 'probe_timeout' ({values['probe_timeout']} s) must not exceed "
@@ -348,6 +400,11 @@ def load_settings(
         )
     if values["restart_backoff_base"] > values["restart_backoff_cap"]:
         raise SettingError("setting 'restart_backoff_base' must not exceed 'restart_backoff_cap'")
+
+
+def _peer_variables(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The peers' variables, with their original spellings: QUEEN_CALLBACK_URL and
+    RBEE_WORKER_HOST."""
     queen = env.get("QUEEN_CALLBACK_URL") or None
     if queen is not None:
         try:
@@ -359,12 +416,4 @@ def load_settings(
         parse_host(worker_host)
     except ValueError as err:
         raise SettingError(f"environment variable RBEE_WORKER_HOST: {err}") from None
-    return HiveSettings(
-        values=values,
-        sources=sources,
-        engines=engines,
-        config_path=path if path.exists() else None,
-        token_text=env.get("LLORCH_API_TOKEN") or None,
-        queen_callback_url=queen,
-        worker_host=worker_host,
-    )
+    return queen, worker_host

@@ -1,21 +1,23 @@
 """Adapters that connect rooms which must not import each other: resources and metrics to the
-HTTP server's seams, the registry's change feed to the counters, the audit log to the routes
-and the worker pool. Placement and admission are not here: the pool asks resources itself.
+HTTP server's seams, the supervisor's lifecycle events to the counters, the audit log to the
+routes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol
 
 import anyio
 import attrs
 
 from rbee_hive_http_middleware import AuditLog
 from rbee_hive_metrics import CatalogFigures, HiveMetrics, WorkerRow
+from rbee_hive_monitor import COUNTS, LifecycleEvent, LifecycleTotals, counted_as
 from rbee_hive_provisioner import DownloadComplete, DownloadError, DownloadStatus, Provisioner
-from rbee_hive_registry import WorkerEvent, WorkerInfo, WorkerRegistry, WorkerState
+from rbee_hive_registry import FeedLagged, Subscription, WorkerRegistry
 from rbee_hive_resources import Admission, HostResources
 
 log = logging.getLogger("rbee_hive.daemon")
@@ -110,15 +112,47 @@ def catalog_figures(provisioner: Provisioner) -> CatalogFigures:
     return CatalogFigures(models=stats.catalog_models, total_bytes=stats.catalog_bytes)
 
 
+class LifecycleSource(Protocol):
+    """Where the lifecycle events come from (the ``Supervisor``)."""
+
+    def subscribe(self, capacity: int | None = None) -> Subscription[LifecycleEvent]:
+        """Follow the events from now on."""
+        ...
+
+    def totals(self) -> LifecycleTotals:
+        """Running totals of every event so far."""
+        ...
+
+
+_COUNTERS: dict[str, Callable[[HiveMetrics], None]] = {
+    "spawns_ready": lambda m: m.count_spawn("ready"),
+    "spawns_failed": lambda m: m.count_spawn("failed"),
+    "spawns_cancelled": lambda m: m.count_spawn("cancelled"),
+    "crashes": HiveMetrics.count_crash,
+    "restarts": HiveMetrics.count_restart,
+    "breaker_openings": HiveMetrics.count_breaker_opening,
+    "health_check_failures": HiveMetrics.count_health_check_failure,
+}
+"""The lifecycle totals (``rbee_hive_monitor.COUNTS``) that are Prometheus counters."""
+
+
 @attrs.define
 class MetricsFollower:
-    """Turns the registry's change feed into counters: spawns by outcome, restarts, crashes,
-    failed health checks and breaker openings; and the provisioner's totals into download
-    counters."""
+    """Turns the supervisor's lifecycle events into counters (spawns by outcome, including
+    early launch failures; restarts, crashes, failed health checks, breaker openings), and the
+    provisioner's totals into download counters.
 
-    registry: WorkerRegistry
+    When its buffer overflows (``FeedLagged``) it resynchronises from the supervisor's
+    running totals, so a counter never misses an event nor counts one twice.
+    """
+
+    events: LifecycleSource
     metrics: HiveMetrics
     provisioner: Provisioner
+    capacity: int | None = None
+    """The subscription's buffer (None: the feed's default)."""
+    _counted: Counter[str] = attrs.field(factory=Counter)
+    _synced_seq: int = 0
     _seen_downloads: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     async def run(
@@ -127,42 +161,42 @@ class MetricsFollower:
         """Follow until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._poll_downloads)
-            with self.registry.subscribe() as feed:
+            with self.events.subscribe(self.capacity) as feed:
+                self.resync()  # what happened before the subscription (adoptions at start)
                 task_status.started()
                 async for item in feed:
-                    if isinstance(item, WorkerEvent) and item.previous is not None:
-                        self.observe(item.previous, item.worker)
+                    if isinstance(item, FeedLagged):
+                        log.warning(
+                            "metrics: %d lifecycle events were dropped from a full buffer; "
+                            "counting from the supervisor's totals instead",
+                            item.missed,
+                        )
+                        self.resync()
+                    else:
+                        self.observe(item)
 
-    def observe(self, before: WorkerInfo, after: WorkerInfo) -> None:
-        """Count what changed between two records of one worker."""
-        m = self.metrics
-        if after.restart_count > before.restart_count:
-            m.count_restart()
-        if after.failed_health_checks > before.failed_health_checks:
-            m.count_health_check_failure()
-        unplanned_exit = (
-            before.pid is not None
-            and after.pid is None
-            and before.state is not WorkerState.STOPPING
-            and after.state is not WorkerState.STOPPED
-        )
-        if unplanned_exit:
-            m.count_crash()
-        if before.state is after.state:
+    def observe(self, event: LifecycleEvent) -> None:
+        """Count one event (unless the last resync already counted it)."""
+        if event.seq <= self._synced_seq:
             return
-        if after.state is WorkerState.IDLE and before.state is WorkerState.LOADING:
-            if after.restart_count == 0:
-                m.count_spawn("ready")
-        elif after.state is WorkerState.FAILED:
-            if "crash loop" in (after.reason or ""):
-                m.count_breaker_opening()
-            if after.restart_count == 0:
-                m.count_spawn("failed")
-        elif after.state is WorkerState.STOPPING and before.state in (
-            WorkerState.PROVISIONING,
-            WorkerState.LOADING,
-        ):
-            m.count_spawn("cancelled")
+        for name in counted_as(event):
+            self._count(name, 1)
+
+    def resync(self) -> None:
+        """Catch up with the supervisor's totals: add what was missed, never count twice."""
+        totals = self.events.totals()
+        for name in COUNTS:
+            missing = totals[name] - self._counted[name]
+            if missing > 0:
+                self._count(name, missing)
+        self._synced_seq = totals.seq
+
+    def _count(self, name: str, times: int) -> None:
+        self._counted[name] += times
+        counter = _COUNTERS.get(name)
+        if counter is not None:
+            for _ in range(times):
+                counter(self.metrics)
 
     async def _poll_downloads(self) -> None:
         # The provisioner keeps totals; counters follow them once a second.

@@ -21,6 +21,7 @@ from rbee_hive_http_middleware import (
     Scope,
     Send,
     Token,
+    TrustedNetworks,
 )
 from rbee_hive_http_server import (
     _devices,
@@ -102,6 +103,7 @@ def create_app(
     callbacks: CallbackSecrets,
     audit: AuditSink | None = None,
     lockout: LockoutPolicy | None = None,
+    trusted_networks: TrustedNetworks | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> ASGIApp:
     """The hive's ASGI app. Outermost first: correlation id, request metrics, bearer auth
@@ -116,6 +118,7 @@ def create_app(
         callback_authenticator=callbacks,
         audit=audit,
         lockout=lockout,
+        trusted_networks=trusted_networks,
     )
     if context.metrics is not None:
         stack = RequestMetricsMiddleware(stack, context.metrics, ROUTES)

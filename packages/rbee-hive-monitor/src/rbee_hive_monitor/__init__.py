@@ -3,8 +3,10 @@
 ``Supervisor`` (opened with ``Supervisor.open``) does the work; ``EngineSpec`` and the
 ``rbee_engine`` / ``openai_engine`` / ``engine_from_config`` factories say how a kind of worker is
 run; ``SupervisorSettings`` holds timings, ports and restart policy; ``WorkerSpec`` is what to
-run; ``StopOutcome`` / ``StopReport`` say how stops ended. ``Supervisor.subscribe`` yields the
-typed lifecycle events (``LifecycleEvent``: ``WorkerReady``, ``WorkerCrashed``,
+run; ``StopOutcome`` / ``StopReport`` say how stops ended. ``WorkerPool`` is the spawn flow
+above the supervisor: model -> file or download -> placement and admission -> launch, the
+model-in-use rule, and admissions given back when workers end. ``Supervisor.subscribe`` yields
+the typed lifecycle events (``LifecycleEvent``: ``WorkerReady``, ``WorkerCrashed``,
 ``BreakerOpened``, ``WorkerLaunchFailed``, ``WorkerStopped``, ``HealthCheckFailed``);
 ``Supervisor.totals`` counts them (``LifecycleTotals``) for a consumer that lagged.
 """
