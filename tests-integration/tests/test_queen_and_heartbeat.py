@@ -33,13 +33,16 @@ async def test_the_queen_hears_of_each_ready_worker_with_the_token(
     await site.start()
     try:
         hive = start_daemon(
-            {"QUEEN_CALLBACK_URL": f"http://127.0.0.1:{port}", "LLORCH_API_TOKEN": "queen-tok"}
+            {
+                "QUEEN_CALLBACK_URL": f"http://127.0.0.1:{port}",
+                "LLORCH_API_TOKEN": "queen-tok-4f9a7c2e1b3d5f6a8c0e2b4d6f8a",
+            }
         )
         status, body = await hive.call(
             "POST",
             "/v1/workers/spawn",
             {"model_ref": hive.model_ref, "backend": "cpu", "device": 0, "model_path": ""},
-            headers={"Authorization": "Bearer queen-tok"},
+            headers={"Authorization": "Bearer queen-tok-4f9a7c2e1b3d5f6a8c0e2b4d6f8a"},
         )
         assert status == 200, body
         with anyio.fail_after(20):
@@ -53,7 +56,7 @@ async def test_the_queen_hears_of_each_ready_worker_with_the_token(
         "model_ref": hive.model_ref,
         "backend": "cpu",
     }
-    assert auth == "Bearer queen-tok"
+    assert auth == "Bearer queen-tok-4f9a7c2e1b3d5f6a8c0e2b4d6f8a"
 
 
 async def test_heartbeats_from_the_unmodified_worker_are_recorded(

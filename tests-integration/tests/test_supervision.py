@@ -208,7 +208,7 @@ async def test_a_callback_without_the_secret_changes_nothing(start_daemon: Daemo
 async def test_with_a_token_calls_need_it_and_health_stays_public(
     start_daemon: DaemonFactory,
 ) -> None:
-    hive = start_daemon({"LLORCH_API_TOKEN": "s3cret-token-for-tests"})
+    hive = start_daemon({"LLORCH_API_TOKEN": "s3cret-token-for-tests-7b1e9d3f5a"})
     status, body = await hive.call("GET", "/v1/workers/list")
     assert status == 401
     assert body["error"]["code"] == "MISSING_API_KEY"
@@ -219,7 +219,7 @@ async def test_with_a_token_calls_need_it_and_health_stays_public(
     assert body["error"]["code"] == "INVALID_API_KEY"
     status, _ = await hive.call("GET", "/v1/health")
     assert status == 200
-    auth = {"Authorization": "Bearer s3cret-token-for-tests"}
+    auth = {"Authorization": "Bearer s3cret-token-for-tests-7b1e9d3f5a"}
     status, body = await hive.call(
         "POST",
         "/v1/workers/spawn",
@@ -235,7 +235,7 @@ async def test_with_a_token_calls_need_it_and_health_stays_public(
             if w["state"] == "idle":
                 break
             await anyio.sleep(0.05)
-    assert "s3cret-token-for-tests" not in hive.output()
+    assert "s3cret-token-for-tests-7b1e9d3f5a" not in hive.output()
 
 
 async def test_a_public_bind_without_a_token_is_refused(tmp_path: object) -> None:
