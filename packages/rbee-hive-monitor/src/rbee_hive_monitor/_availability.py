@@ -130,10 +130,8 @@ def engine_availability(
                 NOT_FOUND,
             )
         detail = f"{engine.worker_binary} run by {program}"
-    if module is not None and not _fields(module) and os.path.realpath(program) in (
-        os.path.realpath(python),
-        python,
-    ):
+    runs_this_python = os.path.realpath(program) in (os.path.realpath(python), python)
+    if module is not None and not _fields(module) and runs_this_python:
         wanted = LLAMA_CPP_SERVER_MODULES if module == LLAMA_CPP_SERVER else (module,)
         missing = [name for name in wanted if not _importable(name, find_module)]
         if missing:
