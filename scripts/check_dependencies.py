@@ -92,10 +92,10 @@ def core_sources(src: Path, own_module: str) -> set[Path]:
         # importing a.b.c runs a/__init__ and a/b/__init__ first
         chain = [".".join(name.split(".")[: i + 1]) for i in range(len(name.split(".")))]
         for module in chain:
-            source = by_module.get(module)
-            if source is not None and source not in seen:
-                seen.add(source)
-                todo.extend(own_imports_of(source, own_module))
+            found = by_module.get(module)
+            if found is not None and found not in seen:
+                seen.add(found)
+                todo.extend(own_imports_of(found, own_module))
     return seen
 
 
