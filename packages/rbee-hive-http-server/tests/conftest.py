@@ -4,10 +4,11 @@ mode (no callback), so tests play the worker's callbacks themselves."""
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -48,7 +49,9 @@ class Hive:
         return await self.client.post("/v1/workers/spawn", json=body)
 
 
-async def _hive(tmp_path: Path, token: Token | None) -> AsyncIterator[Hive]:
+async def _hive(
+    tmp_path: Path, token: Token | None, activity: Literal["none", "heartbeat"] = "none"
+) -> AsyncIterator[Hive]:
     assert FAKE_WORKER.exists(), FAKE_WORKER
     model = tmp_path / "tiny.gguf"
     model.write_bytes(b"GGUF" + bytes(60))
@@ -56,8 +59,15 @@ async def _hive(tmp_path: Path, token: Token | None) -> AsyncIterator[Hive]:
     secrets = CallbackSecrets()
     # localhost:9999 puts llm-worker-rbee (and the fake) into test mode: no callback.
     callbacks = CallbackUrls("http://localhost:9999", secrets)
-    settings = SupervisorSettings(log_dir=tmp_path / "workers", stop_timeout=2.0)
-    engine = rbee_engine(FAKE_WORKER, launcher=(sys.executable, "-S"))
+    # Worker ports from a random block below the ephemeral range, not the default
+    # 8081-9000, so two test runs on one machine rarely hand out the same ports.
+    first_port = random.randrange(10_000, 32_700, 100)
+    settings = SupervisorSettings(
+        log_dir=tmp_path / "workers", stop_timeout=2.0, port_range=(first_port, first_port + 99)
+    )
+    engine = attrs.evolve(
+        rbee_engine(FAKE_WORKER, launcher=(sys.executable, "-S")), activity=activity
+    )
     provisioner_settings = ProvisionerSettings(
         state_dir=tmp_path / "state", cache_dir=tmp_path / "hub"
     )
@@ -98,4 +108,11 @@ async def hive(tmp_path: Path) -> AsyncIterator[Hive]:
 @pytest.fixture
 async def guarded_hive(tmp_path: Path) -> AsyncIterator[Hive]:
     async for h in _hive(tmp_path, Token(TOKEN)):
+        yield h
+
+
+@pytest.fixture
+async def heartbeat_hive(tmp_path: Path) -> AsyncIterator[Hive]:
+    """Workers whose heartbeats say whether they are busy (engine ``activity="heartbeat"``)."""
+    async for h in _hive(tmp_path, None, activity="heartbeat"):
         yield h

@@ -63,6 +63,70 @@ async def test_the_ready_callback_at_the_secret_url_makes_the_worker_idle(hive: 
     assert shown["state"] == "idle"
 
 
+async def _ready(hive: Hive) -> tuple[str, str]:
+    """Spawn a worker and play its ready callback; its id and callback secret."""
+    body = (await hive.spawn()).json()
+    worker_id = body["worker_id"]
+    secret = hive.secrets.issue(worker_id)
+    ready = {
+        "worker_id": worker_id,
+        "url": body["url"],
+        "model_ref": hive.model_ref,
+        "backend": "cpu",
+        "device": 0,
+    }
+    response = await hive.client.post(f"/v1/workers/ready/{secret}", json=ready)
+    assert response.status_code == 200, response.text
+    return worker_id, secret
+
+
+async def test_a_heartbeat_that_says_busy_makes_the_worker_busy(heartbeat_hive: Hive) -> None:
+    hive = heartbeat_hive
+    worker_id, secret = await _ready(hive)
+    states = []
+    for state in ("busy", "idle"):
+        beat = {"worker_id": worker_id, "health_status": "healthy", "state": state}
+        response = await hive.client.post(f"/v1/workers/ready/{secret}/v1/heartbeat", json=beat)
+        assert response.status_code == 200, response.text
+        states.append((await hive.client.get(f"/v1/workers/{worker_id}")).json()["state"])
+    assert states == ["busy", "idle"]
+
+
+async def test_the_original_heartbeat_without_a_state_is_accepted_and_changes_no_state(
+    heartbeat_hive: Hive,
+) -> None:
+    hive = heartbeat_hive
+    worker_id, secret = await _ready(hive)
+    beat = {
+        "worker_id": worker_id,
+        "timestamp": "2025-10-19T09:11:04+00:00",
+        "health_status": "healthy",
+    }
+    response = await hive.client.post(f"/v1/workers/ready/{secret}/v1/heartbeat", json=beat)
+    assert response.status_code == 200, response.text
+    shown = (await hive.client.get(f"/v1/workers/{worker_id}")).json()
+    assert shown["state"] == "idle"
+    assert shown["last_heartbeat"] is not None
+
+
+async def test_a_heartbeat_state_is_ignored_for_an_engine_that_reports_no_activity(
+    hive: Hive,
+) -> None:
+    worker_id, secret = await _ready(hive)
+    beat = {"worker_id": worker_id, "health_status": "healthy", "state": "busy"}
+    response = await hive.client.post(f"/v1/workers/ready/{secret}/v1/heartbeat", json=beat)
+    assert response.status_code == 200, response.text
+    assert (await hive.client.get(f"/v1/workers/{worker_id}")).json()["state"] == "idle"
+
+
+async def test_a_heartbeat_with_an_unknown_state_is_refused(heartbeat_hive: Hive) -> None:
+    hive = heartbeat_hive
+    worker_id, secret = await _ready(hive)
+    beat = {"worker_id": worker_id, "health_status": "healthy", "state": "sleeping"}
+    response = await hive.client.post(f"/v1/workers/ready/{secret}/v1/heartbeat", json=beat)
+    assert response.status_code in (400, 422), response.text
+
+
 async def test_a_callback_for_another_worker_changes_nothing(hive: Hive) -> None:
     first = (await hive.spawn()).json()["worker_id"]
     second = (await hive.spawn()).json()["worker_id"]

@@ -101,6 +101,10 @@ class HeartbeatRequest:
     worker_id: str
     timestamp: str = ""
     health_status: Literal["healthy", "degraded"] = "healthy"
+    state: Literal["idle", "busy"] | None = None
+    """Optional, not sent by llm-worker-rbee: whether a request is running on the worker. For
+    engines whose ``activity`` is ``"heartbeat"`` it drives IDLE <-> BUSY and the idle timeout;
+    for the others it is ignored."""
 
 
 @attrs.frozen(kw_only=True)

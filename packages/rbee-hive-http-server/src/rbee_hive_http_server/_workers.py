@@ -119,7 +119,8 @@ async def heartbeat(request: Request) -> JSONResponse:
     worker_id = body.worker_id
     if "secret" in request.path_params:
         worker_id = _authenticated_worker(request, body.worker_id)
-    ctx.supervisor.record_heartbeat(worker_id)
+    busy = None if body.state is None else body.state == "busy"
+    ctx.supervisor.record_heartbeat(worker_id, busy=busy)
     return JSONResponse(to_json(Message(message="Heartbeat received")))
 
 
