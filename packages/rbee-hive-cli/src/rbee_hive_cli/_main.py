@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class _BadSetting(click.ClickException):
+    """A setting that cannot be used: exit status 2, like the daemon's other refusals to
+    start (a usage error, not a failure at run time)."""
+
+    exit_code = 2
+
+
 def _settings(**flags: Any) -> HiveSettings:
     from rbee_hive_cli._settings import load_settings
     from rbee_hive_cli.exceptions import SettingError
@@ -33,7 +40,7 @@ def _settings(**flags: Any) -> HiveSettings:
     try:
         return load_settings(flags, config=Path(config) if config else None)
     except SettingError as err:
-        raise click.ClickException(str(err)) from err
+        raise _BadSetting(str(err)) from err
 
 
 def _client_token(settings: HiveSettings) -> str | None:
