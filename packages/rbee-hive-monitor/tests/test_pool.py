@@ -21,6 +21,7 @@ import attrs
 import pytest
 
 from rbee_hive_monitor import (
+    EngineUnavailable,
     LaunchFailed,
     ModelInUse,
     SpawnRequest,
@@ -260,6 +261,28 @@ async def test_a_bad_model_reference_is_refused_with_its_code_in_the_audit(
         assert p.audit.records[-1][:2] == ("worker.spawn", "refused")
         assert p.audit.records[-1][2]["code"] == "INVALID_MODEL_REF"
         assert p.counters.refusals == []  # not an admission refusal
+
+
+@pytest.mark.parametrize(
+    "model_ref", ["file", "hf:acme/not-downloaded:model.gguf"], ids=["local", "hub"]
+)
+async def test_a_spawn_on_an_engine_that_is_not_installed_is_refused_before_anything_starts(
+    open_pool: OpenPool, tmp_path: Path, model_ref: str
+) -> None:
+    # A fresh install: the default engine's llm-worker-rbee is nowhere to be found.
+    missing = rbee_engine(tmp_path / "not-installed" / "llm-worker-rbee")
+    async with open_pool(engines=(missing,)) as p:
+        ref = p.model_ref if model_ref == "file" else model_ref
+        with pytest.raises(EngineUnavailable) as caught:
+            await p.pool.spawn(p.request(model_ref=ref))
+
+        assert caught.value.code == "WORKER_BINARY_NOT_FOUND"
+        assert "rbee-hive[llama-cpp]" in str(caught.value)  # the way out is named
+        assert p.hive.registry.list() == []
+        assert p.reserved() == set()
+        assert p.pool.provisioner.downloads() == []  # nothing fetched for a worker that can't run
+        assert p.audit.records[-1][:2] == ("worker.spawn", "refused")
+        assert p.audit.records[-1][2]["code"] == "WORKER_BINARY_NOT_FOUND"
 
 
 async def test_a_worker_that_exits_at_launch_gives_its_admission_back(

@@ -243,7 +243,8 @@ class WorkerPool:
 
         Raises what refused it, each with a stable ``code``: ``InvalidModelRef`` and the
         provisioner's errors, ``AdmissionRefused``, the supervisor's ``UnknownEngine``,
-        ``NoFreePort``, ``LaunchFailed``, ``SupervisorClosed``. Every refusal is audited.
+        ``EngineUnavailable`` (before any download), ``NoFreePort``, ``LaunchFailed``,
+        ``SupervisorClosed``. Every refusal is audited.
         """
         try:
             worker = await self._spawn(request)
@@ -272,6 +273,9 @@ class WorkerPool:
         if tg is None:
             raise RuntimeError("WorkerPool.run is not running; the daemon starts it first")
         ref = ModelRef.parse(request.model_ref)
+        # An engine that cannot run here (llm-worker-rbee not installed) refuses the spawn
+        # now, with what to install, instead of after a download and a crash loop.
+        self.supervisor.check_engine(request.engine)
         placement = self._counted(lambda: self.admission.place(request.backend, request.device))
         spec = WorkerSpec(
             model_ref=str(ref),
