@@ -211,23 +211,34 @@ async def _wait_for(
     raise AssertionError(f"worker {worker_id}: condition not reached in {timeout}s:\n{worker}")
 
 
-async def test_a_weak_token_stops_the_daemon_at_start_up(tmp_path: Path) -> None:
+def _refused_start(
+    tmp_path: Path, host: str, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Start the daemon on ``host`` with ``env`` (and no LLORCH_API_TOKEN unless it names one)
+    and ``args``; check that it refused to start (exit 2), and return what it printed."""
     result = subprocess.run(
         [
             str(RBEE_HIVE),
             "daemon",
             "--addr",
-            f"127.0.0.1:{free_port()}",
+            f"{host}:{free_port()}",
             "--state-dir",
             str(tmp_path / "state"),
+            *args,
         ],
-        env={**os.environ, "LLORCH_API_TOKEN": "queen-tok", "XDG_CONFIG_HOME": str(tmp_path)},
+        env={k: v for k, v in os.environ.items() if k != "LLORCH_API_TOKEN"}
+        | {"XDG_CONFIG_HOME": str(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr
+    return result
+
+
+async def test_a_weak_token_stops_the_daemon_at_start_up(tmp_path: Path) -> None:
+    result = _refused_start(tmp_path, "127.0.0.1", {"LLORCH_API_TOKEN": "queen-tok"})
     assert "LLORCH_API_TOKEN is 9 characters long; at least 32" in result.stderr
     assert "secrets.token_urlsafe(32)" in result.stderr
 
@@ -273,23 +284,7 @@ async def _get_from(hive: Daemon, source: str, path: str = "/v1/workers/list") -
 async def test_a_public_bind_without_a_token_or_trusted_networks_is_still_refused(
     tmp_path: Path,
 ) -> None:
-    result = subprocess.run(
-        [
-            str(RBEE_HIVE),
-            "daemon",
-            "--addr",
-            f"0.0.0.0:{free_port()}",
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
-        env={k: v for k, v in os.environ.items() if k != "LLORCH_API_TOKEN"}
-        | {"XDG_CONFIG_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
+    result = _refused_start(tmp_path, "0.0.0.0", {})
     assert "refusing to listen on 0.0.0.0" in result.stderr
     assert "trusted_networks" in result.stderr
 
@@ -340,23 +335,6 @@ async def test_with_a_token_trusted_networks_are_admitted_without_it_and_others_
 
 
 async def test_a_trusted_network_that_admits_the_world_stops_start_up(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            str(RBEE_HIVE),
-            "daemon",
-            "--addr",
-            f"0.0.0.0:{free_port()}",
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--trusted-networks",
-            "0.0.0.0/0",
-        ],
-        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
+    result = _refused_start(tmp_path, "0.0.0.0", {}, "--trusted-networks", "0.0.0.0/0")
     assert "setting 'trusted_networks' from --trusted-networks" in result.stderr
     assert "admits every address" in result.stderr
