@@ -25,8 +25,9 @@ from rbee_hive_http_middleware._bearer import (
 )
 from rbee_hive_http_middleware._callbacks import CallbackAuthenticator
 from rbee_hive_http_middleware._client import TrustedNetworks, TrustedProxies
-from rbee_hive_http_middleware._lockout import FailureTracker, LockoutPolicy, RepeatSampler
+from rbee_hive_http_middleware._lockout import FailureTracker, LockoutPolicy
 from rbee_hive_http_middleware._responses import send_json_error
+from rbee_hive_http_middleware._sampling import RepeatSampler
 from rbee_hive_http_middleware._token import Token, token_fingerprint, token_weakness
 
 _log = logging.getLogger("rbee_hive.auth")
@@ -183,7 +184,7 @@ class BearerAuthMiddleware:
         self._audit = audit
         self._policy = lockout or LockoutPolicy()
         self._tracker = FailureTracker(self._policy, clock)
-        self._refusals = RepeatSampler(REFUSAL_AUDIT_WINDOW_SECONDS, clock)
+        self._refusals: RepeatSampler[str] = RepeatSampler(REFUSAL_AUDIT_WINDOW_SECONDS, clock)
         self._proxies = trusted_proxies or TrustedProxies()
         self._trusted = trusted_networks or TrustedNetworks()
         self._announced: set[str] = set()

@@ -10,24 +10,15 @@ and ``flush`` reports what is still pending (call it at shutdown).
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
-import attrs
+from rbee_hive_http_middleware._sampling import RepeatSampler
 
 #: What makes two records "similar": logger, level, message template and exception type.
 _Kind = tuple[str, int, str, str]
 #: Set on the summary records of ``flush`` so that they are never dropped themselves.
 _SUMMARY = "rbee_log_flood_summary"
-
-
-@attrs.define
-class _Seen:
-    window_start: float
-    passed: int = 1
-    suppressed: int = 0
 
 
 def _kind(record: logging.LogRecord) -> _Kind:
@@ -59,62 +50,41 @@ class LogFloodFilter(logging.Filter):
                 f"LogFloodFilter needs burst >= 1, window > 0 and max_kinds >= 1; got "
                 f"burst={burst}, window={window}, max_kinds={max_kinds}"
             )
-        self._burst = burst
-        self._window = window
         self._min_level = min_level
-        self._max_kinds = max_kinds
-        self._clock = clock
-        self._seen: OrderedDict[_Kind, _Seen] = OrderedDict()
-        self._lock = threading.Lock()
+        self._sampler: RepeatSampler[_Kind] = RepeatSampler(
+            window, clock, burst=burst, max_keys=max_kinds
+        )
 
     def __repr__(self) -> str:
         return (
-            f"LogFloodFilter(burst={self._burst}, window={self._window}, "
-            f"tracked={len(self._seen)}, suppressed={self.suppressed})"
+            f"LogFloodFilter(burst={self._sampler.burst}, window={self._sampler.window}, "
+            f"tracked={len(self._sampler)}, suppressed={self.suppressed})"
         )
 
     @property
     def suppressed(self) -> int:
         """Records dropped and not yet reported."""
-        with self._lock:
-            return sum(seen.suppressed for seen in self._seen.values())
+        return self._sampler.dropped
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < self._min_level or getattr(record, _SUMMARY, False):
             return True
-        kind = _kind(record)
-        now = self._clock()
-        with self._lock:
-            seen = self._seen.get(kind)
-            if seen is None or now - seen.window_start >= self._window:
-                dropped = 0 if seen is None else seen.suppressed
-                self._seen[kind] = _Seen(window_start=now)
-                self._seen.move_to_end(kind)
-                while len(self._seen) > self._max_kinds:
-                    self._seen.popitem(last=False)
-                if dropped:
-                    record.msg = (
-                        f"{record.msg} [suppressed {dropped} similar messages "
-                        f"in the previous {self._window:g} s]"
-                    )
-                return True
-            if seen.passed < self._burst:
-                seen.passed += 1
-                return True
-            seen.suppressed += 1
+        dropped = self._sampler.admit(_kind(record))
+        if dropped is None:
             return False
+        if dropped:
+            record.msg = (
+                f"{record.msg} [suppressed {dropped} similar messages "
+                f"in the previous {self._sampler.window:g} s]"
+            )
+        return True
 
     def flush(self, logger: logging.Logger) -> int:
         """Log one summary line per kind with dropped records; returns how many were dropped.
 
         The summaries go through ``logger`` at the level of the records they stand for.
         """
-        with self._lock:
-            pending = [
-                (kind, seen.suppressed) for kind, seen in self._seen.items() if seen.suppressed
-            ]
-            for kind, _count in pending:
-                self._seen[kind].suppressed = 0
+        pending = self._sampler.take_dropped()
         for (name, level, template, exc), count in pending:
             logger.log(
                 level,
